@@ -1,0 +1,262 @@
+package nsqd
+
+import (
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config holds every nsqd option. Field comments give the NSQ flag name.
+// DefaultConfig returns NSQ 1.3's defaults; Validate checks ranges.
+type Config struct {
+	NodeID    int64      // --node-id (cfg "id")
+	LogLevel  slog.Level // --log-level
+	LogPrefix string     // --log-prefix
+
+	TCPAddress        string   // --tcp-address: host:port or a unix socket path
+	HTTPAddress       string   // --http-address: host:port, unix path, or "" to disable
+	HTTPSAddress      string   // --https-address
+	BroadcastAddress  string   // --broadcast-address
+	BroadcastTCPPort  int      // --broadcast-tcp-port (0: the listener's port)
+	BroadcastHTTPPort int      // --broadcast-http-port (0: the listener's port)
+	LookupdTCPAddrs   []string // --lookupd-tcp-address (cfg nsqlookupd_tcp_addresses)
+
+	HTTPClientConnectTimeout time.Duration // --http-client-connect-timeout
+	HTTPClientRequestTimeout time.Duration // --http-client-request-timeout
+
+	AuthHTTPAddresses     []string // --auth-http-address (cfg auth_http_addresses)
+	AuthHTTPRequestMethod string   // --auth-http-request-method: get or post
+
+	DataPath        string        // --data-path
+	MemQueueSize    int64         // --mem-queue-size
+	MaxBytesPerFile int64         // --max-bytes-per-file
+	SyncEvery       int64         // --sync-every
+	SyncTimeout     time.Duration // --sync-timeout
+
+	QueueScanWorkerPoolMax   int // --queue-scan-worker-pool-max (accepted; one scanner serves all)
+	QueueScanSelectionCount  int // --queue-scan-selection-count (accepted; see above)
+	QueueScanInterval        time.Duration
+	QueueScanRefreshInterval time.Duration
+
+	MsgTimeout    time.Duration // --msg-timeout
+	MaxMsgTimeout time.Duration // --max-msg-timeout
+	MaxMsgSize    int64         // --max-msg-size
+	MaxBodySize   int64         // --max-body-size
+	MaxReqTimeout time.Duration // --max-req-timeout
+	ClientTimeout time.Duration // not a flag in NSQ; 60s; heartbeat default is half
+
+	MaxHeartbeatInterval   time.Duration // --max-heartbeat-interval
+	MaxRdyCount            int64         // --max-rdy-count
+	MaxOutputBufferSize    int64         // --max-output-buffer-size
+	MaxOutputBufferTimeout time.Duration // --max-output-buffer-timeout
+	MinOutputBufferTimeout time.Duration // --min-output-buffer-timeout
+	OutputBufferTimeout    time.Duration // --output-buffer-timeout
+	MaxChannelConsumers    int           // --max-channel-consumers (0: unlimited)
+
+	StatsdAddress          string        // --statsd-address
+	StatsdPrefix           string        // --statsd-prefix
+	StatsdInterval         time.Duration // --statsd-interval
+	StatsdMemStats         bool          // --statsd-mem-stats
+	StatsdUDPPacketSize    int           // --statsd-udp-packet-size
+	StatsdExcludeEphemeral bool          // --statsd-exclude-ephemeral
+
+	E2EProcessingLatencyWindowTime  time.Duration // --e2e-processing-latency-window-time
+	E2EProcessingLatencyPercentiles []float64     // --e2e-processing-latency-percentile
+
+	TLSCert             string // --tls-cert
+	TLSKey              string // --tls-key
+	TLSClientAuthPolicy string // --tls-client-auth-policy: "", require, require-verify
+	TLSRootCAFile       string // --tls-root-ca-file
+	TLSRequired         int    // --tls-required: TLSNotRequired, TLSRequiredExceptHTTP, TLSRequired
+	TLSMinVersion       uint16 // --tls-min-version
+
+	DeflateEnabled  bool // --deflate
+	MaxDeflateLevel int  // --max-deflate-level
+	SnappyEnabled   bool // --snappy
+
+	EnableExperiments []string // --enable-experiment
+	TopologyRegion    string   // --topology-region
+	TopologyZone      string   // --topology-zone
+
+	// HandshakeTimeout closes a connection that has not sent the protocol
+	// magic within this time (nsqx; NSQ waits for the first heartbeat
+	// deadline).
+	HandshakeTimeout time.Duration
+
+	// Logger receives the daemon's logs; nil discards them.
+	Logger *slog.Logger `toml:"-"`
+}
+
+// TLS-required modes, as NSQ numbers them.
+const (
+	TLSNotRequired        = 0
+	TLSRequiredExceptHTTP = 1
+	TLSRequired           = 2
+)
+
+// DefaultConfig returns NSQ 1.3's defaults.
+func DefaultConfig() *Config {
+	host, _ := os.Hostname()
+	h := md5.New()
+	io.WriteString(h, host)
+	nodeID := int64(crc32.ChecksumIEEE(h.Sum(nil)) % 1024)
+	cwd, _ := os.Getwd()
+	return &Config{
+		NodeID:    nodeID,
+		LogLevel:  slog.LevelInfo,
+		LogPrefix: "[nsqd] ",
+
+		TCPAddress:       "0.0.0.0:4150",
+		HTTPAddress:      "0.0.0.0:4151",
+		HTTPSAddress:     "0.0.0.0:4152",
+		BroadcastAddress: host,
+
+		HTTPClientConnectTimeout: 2 * time.Second,
+		HTTPClientRequestTimeout: 5 * time.Second,
+		AuthHTTPRequestMethod:    "get",
+
+		DataPath:        cwd,
+		MemQueueSize:    10000,
+		MaxBytesPerFile: 100 * 1024 * 1024,
+		SyncEvery:       2500,
+		SyncTimeout:     2 * time.Second,
+
+		QueueScanWorkerPoolMax:   4,
+		QueueScanSelectionCount:  20,
+		QueueScanInterval:        100 * time.Millisecond,
+		QueueScanRefreshInterval: 5 * time.Second,
+
+		MsgTimeout:    60 * time.Second,
+		MaxMsgTimeout: 15 * time.Minute,
+		MaxMsgSize:    1024 * 1024,
+		MaxBodySize:   5 * 1024 * 1024,
+		MaxReqTimeout: time.Hour,
+		ClientTimeout: 60 * time.Second,
+
+		MaxHeartbeatInterval:   60 * time.Second,
+		MaxRdyCount:            2500,
+		MaxOutputBufferSize:    64 * 1024,
+		MaxOutputBufferTimeout: 30 * time.Second,
+		MinOutputBufferTimeout: 25 * time.Millisecond,
+		OutputBufferTimeout:    250 * time.Millisecond,
+
+		StatsdPrefix:        "nsq.%s",
+		StatsdInterval:      60 * time.Second,
+		StatsdMemStats:      true,
+		StatsdUDPPacketSize: 508,
+
+		E2EProcessingLatencyWindowTime: 10 * time.Minute,
+
+		TLSMinVersion: 0x0303, // TLS 1.2: nsqx's default (NSQ: 1.0)
+
+		DeflateEnabled:  true,
+		MaxDeflateLevel: 6,
+		SnappyEnabled:   true,
+
+		HandshakeTimeout: 10 * time.Second,
+	}
+}
+
+// Validate reports every invalid option, each naming its flag.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(flag string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s: %s", flag, fmt.Sprintf(format, args...)))
+	}
+	if c.NodeID < 0 || c.NodeID >= 1024 {
+		bad("node-id", "%d must be in [0,1024)", c.NodeID)
+	}
+	if c.TCPAddress == "" {
+		bad("tcp-address", "must not be empty")
+	}
+	if c.DataPath == "" {
+		bad("data-path", "must not be empty")
+	}
+	if c.MemQueueSize < 0 {
+		bad("mem-queue-size", "%d must be >= 0", c.MemQueueSize)
+	}
+	if c.MaxBytesPerFile <= 0 {
+		bad("max-bytes-per-file", "%d must be > 0", c.MaxBytesPerFile)
+	}
+	if c.SyncEvery <= 0 {
+		bad("sync-every", "%d must be > 0", c.SyncEvery)
+	}
+	if c.SyncTimeout <= 0 {
+		bad("sync-timeout", "%v must be > 0", c.SyncTimeout)
+	}
+	if c.MsgTimeout < time.Millisecond {
+		bad("msg-timeout", "%v must be at least 1ms", c.MsgTimeout)
+	}
+	if c.MaxMsgTimeout < c.MsgTimeout {
+		bad("max-msg-timeout", "%v must be >= --msg-timeout (%v)", c.MaxMsgTimeout, c.MsgTimeout)
+	}
+	if c.MaxMsgSize <= 0 || c.MaxMsgSize > 1<<30 {
+		bad("max-msg-size", "%d must be in (0, 1GiB]", c.MaxMsgSize)
+	}
+	if c.MaxBodySize < c.MaxMsgSize || c.MaxBodySize > 1<<31-1 {
+		bad("max-body-size", "%d must be >= --max-msg-size (%d) and < 2GiB", c.MaxBodySize, c.MaxMsgSize)
+	}
+	if c.MaxReqTimeout < 0 {
+		bad("max-req-timeout", "%v must be >= 0", c.MaxReqTimeout)
+	}
+	if c.MaxHeartbeatInterval < time.Second {
+		bad("max-heartbeat-interval", "%v must be at least 1s", c.MaxHeartbeatInterval)
+	}
+	if c.MaxRdyCount < 1 {
+		bad("max-rdy-count", "%d must be >= 1", c.MaxRdyCount)
+	}
+	if c.MaxOutputBufferSize < 64 {
+		bad("max-output-buffer-size", "%d must be >= 64", c.MaxOutputBufferSize)
+	}
+	if c.MinOutputBufferTimeout <= 0 || c.MinOutputBufferTimeout > c.MaxOutputBufferTimeout {
+		bad("min-output-buffer-timeout", "%v must be > 0 and <= --max-output-buffer-timeout", c.MinOutputBufferTimeout)
+	}
+	if c.OutputBufferTimeout < 0 {
+		bad("output-buffer-timeout", "%v must be >= 0", c.OutputBufferTimeout)
+	}
+	if c.MaxChannelConsumers < 0 {
+		bad("max-channel-consumers", "%d must be >= 0", c.MaxChannelConsumers)
+	}
+	if c.StatsdUDPPacketSize < 1 {
+		bad("statsd-udp-packet-size", "%d must be >= 1", c.StatsdUDPPacketSize)
+	}
+	if c.StatsdInterval <= 0 {
+		bad("statsd-interval", "%v must be > 0", c.StatsdInterval)
+	}
+	for _, p := range c.E2EProcessingLatencyPercentiles {
+		if p <= 0 || p > 1 {
+			bad("e2e-processing-latency-percentile", "%v must be in (0,1]", p)
+		}
+	}
+	if len(c.E2EProcessingLatencyPercentiles) > 0 && c.E2EProcessingLatencyWindowTime <= 0 {
+		bad("e2e-processing-latency-window-time", "%v must be > 0", c.E2EProcessingLatencyWindowTime)
+	}
+	if c.MaxDeflateLevel < 1 || c.MaxDeflateLevel > 9 {
+		bad("max-deflate-level", "%d must be in [1,9]", c.MaxDeflateLevel)
+	}
+	switch c.AuthHTTPRequestMethod {
+	case "get", "post":
+	default:
+		bad("auth-http-request-method", "%q must be get or post", c.AuthHTTPRequestMethod)
+	}
+	switch c.TLSClientAuthPolicy {
+	case "", "require", "require-verify":
+	default:
+		bad("tls-client-auth-policy", "%q must be require or require-verify", c.TLSClientAuthPolicy)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key must be given together")
+	}
+	if c.TLSRequired != TLSNotRequired && c.TLSCert == "" {
+		bad("tls-required", "needs --tls-cert and --tls-key")
+	}
+	if c.HandshakeTimeout <= 0 {
+		errs = append(errs, errors.New("handshake timeout must be > 0"))
+	}
+	return errors.Join(errs...)
+}

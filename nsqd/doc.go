@@ -1,0 +1,39 @@
+// Package nsqd is the broker: NSQ's TCP protocol V2 and HTTP API over topics
+// and channels.
+//
+// # Data flow
+//
+// publish → topic log → channel cursors → consumer connections → in-flight →
+// FIN / REQ / timeout.
+//
+// A Topic stores each message once, in its log (log.go): an append-only
+// sequence of segments, each a large byte buffer plus an offset index, so a
+// queued message is a few bytes in a buffer and never a heap object. A
+// Channel is a cursor into its topic's log plus the messages it owns behind
+// the cursor (in-flight, deferred, requeued), kept as plain value records in
+// slices and index heaps. Fan-out to ten channels costs ten cursors, not ten
+// copies. A segment is released once every cursor has passed it and no owned
+// message points into it.
+//
+// Delivery is pulled by each consumer connection's pump goroutine: when it
+// has credit (RDY − in-flight) it takes a batch of messages from its channel
+// under one lock acquisition, encodes their frames straight from the log into
+// its buffered writer, and flushes when the client is no longer ready, when
+// its output-buffer timeout fires, or when the buffer fills. A channel wakes
+// idle pumps through a one-slot signal channel, once per batch, not per
+// message.
+//
+// In-flight and deferred deadlines live in per-channel heaps; one scanner
+// goroutine per Server wakes at the earliest deadline of any channel.
+//
+// # Concurrency
+//
+// Lock order: Server.mu → Topic.mu → Channel.mu → conn.wmu. The log has its
+// own lock (log.mu) which is a leaf: it is taken with Topic.mu or Channel.mu
+// held, never the other way round.
+//
+// Goroutines: Server.Run owns the accept loops, the HTTP server and the
+// scanner (an errgroup); each accepted connection has a read loop (owned by
+// the accept loop's WaitGroup) which owns its pump goroutine and stops it on
+// exit.
+package nsqd
