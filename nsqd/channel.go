@@ -1,0 +1,507 @@
+package nsqd
+
+import (
+	"errors"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nsqx/nsqx/wire"
+)
+
+// Errors a consumer's FIN, REQ or TOUCH may get (sent as non-fatal
+// E_FIN_FAILED, E_REQ_FAILED, E_TOUCH_FAILED with this text).
+var (
+	errNotInFlight = errors.New("ID not in flight")
+	errNotOwner    = errors.New("client does not own message")
+	errExiting     = errors.New("exiting")
+	errTooMany     = errors.New("too many consumers")
+)
+
+// Channel is a cursor into its topic's log plus the messages it owns behind
+// the cursor: in flight, deferred and requeued. See the package doc.
+type Channel struct {
+	name      string
+	topic     *Topic
+	ephemeral bool
+	scanner   *scanner
+
+	mu        sync.Mutex
+	cursor    uint64 // next log seq to hand out
+	base      uint64 // cursor at creation (for message_count)
+	requeued  fifo
+	deferred  dueHeap
+	inflight  inflightSet
+	consumers map[uint64]*conn
+	waiters   []*conn
+	paused    bool
+	deleted   bool
+	// skipped counts log records passed over without delivery (dropped
+	// when an ephemeral channel overflows, or emptied).
+	skipped uint64
+	// skipFrom/skipTo: when the cursor reaches skipFrom it jumps to skipTo.
+	skipFrom, skipTo uint64
+
+	hasWaiters atomic.Bool
+	requeues   atomic.Uint64
+	timeouts   atomic.Uint64
+	e2e        *latencyWindow
+}
+
+func newChannel(t *Topic, name string, start uint64) *Channel {
+	return &Channel{
+		name:      name,
+		topic:     t,
+		ephemeral: wire.IsEphemeral(name),
+		scanner:   t.scanner,
+		cursor:    start,
+		base:      start,
+		consumers: map[uint64]*conn{},
+		e2e:       newLatencyWindow(t.cfg),
+	}
+}
+
+// Name returns the channel's name.
+func (c *Channel) Name() string { return c.name }
+
+// delivery is one message handed to a consumer's pump. body aliases the log.
+type delivery struct {
+	id       uint64
+	ts       int64
+	attempts uint16
+	body     []byte
+}
+
+// addConsumer subscribes cn. It fails when the channel is being deleted or
+// would exceed limit consumers (0: unlimited).
+func (c *Channel) addConsumer(cn *conn, limit int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return errExiting
+	}
+	if limit > 0 && len(c.consumers) >= limit {
+		return errTooMany
+	}
+	c.consumers[cn.id] = cn
+	return nil
+}
+
+// removeConsumer unsubscribes cn and requeues what it still had in flight
+// (NSQ waits for those to time out; nsqx hands them to the other consumers
+// at once). An ephemeral channel whose last consumer leaves is deleted.
+func (c *Channel) removeConsumer(cn *conn) {
+	c.mu.Lock()
+	if _, ok := c.consumers[cn.id]; !ok {
+		c.mu.Unlock()
+		return
+	}
+	delete(c.consumers, cn.id)
+	c.removeWaiter(cn)
+	var ids []uint64
+	for i := range c.inflight.heap {
+		m := &c.inflight.slab[c.inflight.heap[i]]
+		if m.client == cn.id {
+			ids = append(ids, m.id)
+		}
+	}
+	for _, id := range ids {
+		m, _ := c.inflight.remove(id)
+		c.requeued.push(owned{seq: m.seq, attempts: m.attempts})
+	}
+	last := len(c.consumers) == 0
+	if len(ids) > 0 {
+		c.signalLocked()
+	}
+	c.mu.Unlock()
+	if last && c.ephemeral {
+		c.topic.DeleteChannel(c.name)
+	}
+}
+
+func (c *Channel) removeWaiter(cn *conn) {
+	for i, w := range c.waiters {
+		if w == cn {
+			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
+			break
+		}
+	}
+	c.hasWaiters.Store(len(c.waiters) > 0)
+}
+
+// notify wakes consumers waiting for messages. Cheap when none wait.
+func (c *Channel) notify() {
+	if !c.hasWaiters.Load() {
+		return
+	}
+	c.mu.Lock()
+	c.signalLocked()
+	c.mu.Unlock()
+}
+
+func (c *Channel) signalLocked() {
+	for _, w := range c.waiters {
+		w.wake()
+	}
+	clear(c.waiters)
+	c.waiters = c.waiters[:0]
+	c.hasWaiters.Store(false)
+}
+
+// take hands cn up to max messages: requeued ones first, then new ones from
+// the log. With nothing to hand out it registers cn to be woken.
+func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery {
+	log := c.topic.log
+	msgTimeout := cn.msgTimeout()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.paused || c.deleted {
+		return dst
+	}
+	for registered := false; ; {
+		for len(dst) < max && c.requeued.len() > 0 {
+			o := c.requeued.pop()
+			r, ok := log.get(o.seq)
+			if !ok {
+				continue
+			}
+			dst = c.deliverLocked(cn, dst, o.seq, r, o.attempts, now, msgTimeout)
+		}
+		limit := c.topic.readLimit()
+		var seg *segment
+		for len(dst) < max && c.cursor < limit {
+			seq := c.cursor
+			if seq == c.skipFrom && c.skipTo > seq {
+				c.skipped += c.skipTo - seq
+				c.cursor, c.skipFrom = c.skipTo, 0
+				continue
+			}
+			c.cursor++
+			if seg == nil || !seg.contains(seq) {
+				seg = log.segmentFor(seq)
+				if seg == nil {
+					continue
+				}
+			}
+			r, _ := seg.read(seq)
+			if r.due > now {
+				c.deferred.push(owned{seq: seq, due: r.due})
+				c.scanner.want(r.due)
+				continue
+			}
+			dst = c.deliverLocked(cn, dst, seq, r, 0, now, msgTimeout)
+		}
+		if len(dst) > 0 || len(dst) >= max {
+			if registered {
+				c.removeWaiter(cn)
+			}
+			return dst
+		}
+		if registered {
+			return dst
+		}
+		// Register, then look again: a publisher commits the log tail and
+		// then checks hasWaiters, so one of the two sees the other.
+		c.waiters = append(c.waiters, cn)
+		c.hasWaiters.Store(true)
+		registered = true
+		if c.topic.readLimit() <= c.cursor && c.requeued.len() == 0 {
+			return dst
+		}
+	}
+}
+
+func (c *Channel) deliverLocked(cn *conn, dst []delivery, seq uint64, r record, attempts uint16, now int64, timeout time.Duration) []delivery {
+	if cn.sampled() {
+		return dst // sample_rate drops the message for this channel, as NSQ does
+	}
+	if attempts < 0xffff {
+		attempts++
+	}
+	deadline := now + int64(timeout)
+	if !c.inflight.add(inflight{id: r.id, seq: seq, client: cn.id, delivered: now, deadline: deadline, attempts: attempts}) {
+		return dst
+	}
+	cn.inflightN.Add(1)
+	c.scanner.want(deadline)
+	return append(dst, delivery{id: r.id, ts: r.ts, attempts: attempts, body: r.body})
+}
+
+// finish completes in-flight messages for client. It returns how many
+// succeeded and the first error (with the failing ID's index).
+func (c *Channel) finish(cn *conn, ids []uint64, errs []error) int {
+	client := cn.id
+	var lat []int64
+	done := 0
+	c.mu.Lock()
+	for i, id := range ids {
+		m, ok := c.inflight.get(id)
+		if !ok {
+			errs[i] = errNotInFlight
+			continue
+		}
+		if m.client != client {
+			errs[i] = errNotOwner
+			continue
+		}
+		if c.e2e != nil {
+			if r, ok := c.topic.log.get(m.seq); ok {
+				lat = append(lat, r.ts)
+			}
+		}
+		c.inflight.remove(id)
+		cn.inflightN.Add(-1)
+		done++
+	}
+	c.mu.Unlock()
+	if c.e2e != nil {
+		now := time.Now().UnixNano()
+		for _, ts := range lat {
+			c.e2e.add(now, now-ts)
+		}
+	}
+	return done
+}
+
+// requeue puts an in-flight message back: at once when delay is 0, or
+// deferred until now+delay.
+func (c *Channel) requeue(cn *conn, id uint64, delay time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inflight.get(id)
+	if !ok {
+		return errNotInFlight
+	}
+	if m.client != cn.id {
+		return errNotOwner
+	}
+	r, _ := c.inflight.remove(id)
+	cn.inflightN.Add(-1)
+	c.requeues.Add(1)
+	if delay <= 0 {
+		c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
+		c.signalLocked()
+		return nil
+	}
+	due := time.Now().Add(delay).UnixNano()
+	c.deferred.push(owned{seq: r.seq, due: due, attempts: r.attempts})
+	c.scanner.want(due)
+	return nil
+}
+
+// touch extends an in-flight message's deadline to now+timeout, capped at
+// delivery+maxTimeout.
+func (c *Channel) touch(cn *conn, id uint64, timeout, maxTimeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.inflight.get(id)
+	if !ok {
+		return errNotInFlight
+	}
+	if m.client != cn.id {
+		return errNotOwner
+	}
+	now := time.Now().UnixNano()
+	d := now + int64(timeout)
+	if limit := m.delivered + int64(maxTimeout); d > limit {
+		d = limit
+	}
+	m.deadline = d
+	c.inflight.fix(m)
+	return nil
+}
+
+// scan moves expired in-flight messages and due deferred messages to the
+// requeued queue. It returns the next deadline (0: none).
+func (c *Channel) scan(now int64) int64 {
+	var timedOut []uint64 // owners to credit back
+	c.mu.Lock()
+	moved := false
+	for c.inflight.len() > 0 {
+		m := c.inflight.peek()
+		if m.deadline > now {
+			break
+		}
+		r, _ := c.inflight.remove(m.id)
+		c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
+		c.timeouts.Add(1)
+		timedOut = append(timedOut, r.client)
+		moved = true
+	}
+	for len(c.deferred) > 0 && c.deferred[0].due <= now {
+		o := c.deferred.pop()
+		c.requeued.push(owned{seq: o.seq, attempts: o.attempts})
+		moved = true
+	}
+	for _, id := range timedOut {
+		if cn := c.consumers[id]; cn != nil {
+			cn.timedOut()
+		}
+	}
+	if moved {
+		c.signalLocked()
+	}
+	next := int64(0)
+	if c.inflight.len() > 0 {
+		next = c.inflight.peek().deadline
+	}
+	if len(c.deferred) > 0 && (next == 0 || c.deferred[0].due < next) {
+		next = c.deferred[0].due
+	}
+	c.mu.Unlock()
+	return next
+}
+
+// lowWater is the lowest log seq the channel still needs.
+func (c *Channel) lowWater() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	low := c.cursor
+	for i := range c.inflight.heap {
+		if s := c.inflight.slab[c.inflight.heap[i]].seq; s < low {
+			low = s
+		}
+	}
+	for _, o := range c.deferred {
+		if o.seq < low {
+			low = o.seq
+		}
+	}
+	c.requeued.each(func(o owned) {
+		if o.seq < low {
+			low = o.seq
+		}
+	})
+	return low
+}
+
+// trim drops the oldest queued messages of an ephemeral channel beyond
+// limit (NSQ drops an ephemeral channel's overflow too).
+func (c *Channel) trim(limit int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.topic.readLimit()
+	if int64(end-c.cursor) > limit {
+		n := end - uint64(limit) - c.cursor
+		c.cursor += n
+		c.skipped += n
+	}
+}
+
+// Empty drops every queued, requeued, deferred and in-flight message, and
+// gives every consumer its credit back.
+func (c *Channel) Empty() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := c.topic.log.tail.Load()
+	c.skipped += end - c.cursor
+	c.cursor = end
+	c.requeued.reset()
+	c.deferred = nil
+	c.inflight.reset()
+	for _, cn := range c.consumers {
+		cn.emptied()
+	}
+}
+
+// Pause stops delivery; Unpause resumes it.
+func (c *Channel) Pause() { c.setPaused(true) }
+
+// Unpause resumes delivery.
+func (c *Channel) Unpause() { c.setPaused(false) }
+
+func (c *Channel) setPaused(p bool) {
+	c.mu.Lock()
+	c.paused = p
+	if !p {
+		for _, cn := range c.consumers {
+			cn.wake()
+		}
+	}
+	c.mu.Unlock()
+	c.topic.hooks.persist()
+}
+
+// Paused reports whether delivery is paused.
+func (c *Channel) Paused() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused
+}
+
+// close marks the channel deleted and disconnects its consumers.
+func (c *Channel) close() {
+	c.mu.Lock()
+	c.deleted = true
+	cs := make([]*conn, 0, len(c.consumers))
+	for _, cn := range c.consumers {
+		cs = append(cs, cn)
+	}
+	c.mu.Unlock()
+	for _, cn := range cs {
+		cn.closeConn()
+	}
+}
+
+// channelSnapshot is a snapshot of one channel.
+type channelSnapshot struct {
+	Name          string
+	Depth         int64
+	InFlight      int
+	Deferred      int
+	MessageCount  uint64
+	RequeueCount  uint64
+	TimeoutCount  uint64
+	Paused        bool
+	ClientCount   int
+	E2E           *latencySnapshot
+	ephemeral     bool
+	consumerConns []*conn
+}
+
+func (c *Channel) stats(now int64) channelSnapshot {
+	limit := c.topic.readLimit()
+	c.mu.Lock()
+	s := channelSnapshot{
+		Name:         c.name,
+		InFlight:     c.inflight.len(),
+		Deferred:     len(c.deferred),
+		RequeueCount: c.requeues.Load(),
+		TimeoutCount: c.timeouts.Load(),
+		Paused:       c.paused,
+		ClientCount:  len(c.consumers),
+		ephemeral:    c.ephemeral,
+	}
+	if limit > c.cursor {
+		s.Depth = int64(limit - c.cursor)
+	}
+	s.Depth += int64(c.requeued.len())
+	if limit > c.base {
+		s.MessageCount = limit - c.base
+	}
+	for _, cn := range c.consumers {
+		s.consumerConns = append(s.consumerConns, cn)
+	}
+	c.mu.Unlock()
+	sort.Slice(s.consumerConns, func(i, j int) bool { return s.consumerConns[i].id < s.consumerConns[j].id })
+	if c.e2e != nil {
+		s.E2E = c.e2e.snapshot(now)
+	}
+	return s
+}
+
+// skipRange makes the cursor jump over [from, to) when it gets there (an
+// emptied, paused topic).
+func (c *Channel) skipRange(from, to uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cursor >= from {
+		if c.cursor < to {
+			c.skipped += to - c.cursor
+			c.cursor = to
+		}
+		return
+	}
+	c.skipFrom, c.skipTo = from, to
+}

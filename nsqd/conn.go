@@ -1,0 +1,894 @@
+package nsqd
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nsqx/nsqx/internal/version"
+	"github.com/nsqx/nsqx/wire"
+)
+
+// Client states, as NSQ reports them in /stats.
+const (
+	stateInit       = 0
+	stateSubscribed = 3
+	stateClosing    = 4
+)
+
+const (
+	readBufferSize       = 4 << 10
+	defaultOutputBuffer  = 16 << 10
+	maxDeliveryBatch     = 256
+	keepBodyBufferAtMost = 1 << 20
+)
+
+// conn is one client connection speaking protocol V2. Its read loop (serve)
+// runs commands in order; its pump goroutine, owned and stopped by serve,
+// writes heartbeats and messages. Writes to the socket from both are
+// serialised by wmu.
+type conn struct {
+	srv       *Server
+	id        uint64
+	nc        net.Conn
+	r         *bufio.Reader
+	remote    string
+	connectTS int64
+	log       *slog.Logger
+
+	wmu sync.Mutex
+	w   *bufio.Writer
+	hdr []byte
+
+	imu       sync.Mutex // guards identity and pubCounts (read by /stats)
+	clientID  string
+	hostname  string
+	userAgent string
+	pubCounts map[string]uint64
+
+	// Negotiated settings, written by serve, read by the pump.
+	heartbeat    atomic.Int64 // ns; 0: disabled
+	outTimeout   atomic.Int64 // ns; 0: flush every batch
+	outSize      atomic.Int64
+	msgTimeoutNs atomic.Int64
+	sampleRate   atomic.Int32
+	deflateLevel int
+
+	state     atomic.Int32
+	ch        atomic.Pointer[Channel]
+	rdy       atomic.Int64
+	inflightN atomic.Int64
+	msgCount  atomic.Uint64
+	finCount  atomic.Uint64
+	reqCount  atomic.Uint64
+
+	wakeCh     chan struct{}
+	settingsCh chan struct{}
+	exitCh     chan struct{}
+	closeOnce  sync.Once
+
+	// read-loop scratch
+	params [][]byte
+	body   []byte
+	ids    []uint64
+	errs   []error
+}
+
+func newConn(s *Server, id uint64, nc net.Conn) *conn {
+	remote := nc.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	c := &conn{
+		srv:        s,
+		id:         id,
+		nc:         nc,
+		r:          bufio.NewReaderSize(nc, readBufferSize),
+		remote:     remote,
+		connectTS:  time.Now().Unix(),
+		log:        s.log.With("client", remote),
+		w:          bufio.NewWriterSize(nc, defaultOutputBuffer),
+		clientID:   host,
+		hostname:   host,
+		wakeCh:     make(chan struct{}, 1),
+		settingsCh: make(chan struct{}, 1),
+		exitCh:     make(chan struct{}),
+	}
+	c.heartbeat.Store(int64(s.cfg.ClientTimeout / 2))
+	c.outTimeout.Store(int64(s.cfg.OutputBufferTimeout))
+	c.outSize.Store(defaultOutputBuffer)
+	c.msgTimeoutNs.Store(int64(s.cfg.MsgTimeout))
+	return c
+}
+
+func (c *conn) wake() {
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (c *conn) msgTimeout() time.Duration { return time.Duration(c.msgTimeoutNs.Load()) }
+
+// sampled reports whether sample_rate drops the next message (NSQ lets
+// through about rate+1 percent).
+func (c *conn) sampled() bool {
+	r := c.sampleRate.Load()
+	return r > 0 && rand.Int32N(100) > r
+}
+
+func (c *conn) timedOut() {
+	c.inflightN.Add(-1)
+	c.wake()
+}
+
+func (c *conn) emptied() {
+	c.inflightN.Store(0)
+	c.wake()
+}
+
+func (c *conn) closeConn() {
+	c.closeOnce.Do(func() { c.nc.Close() })
+}
+
+// serve runs the connection after the magic has been read, until the client
+// goes away, a fatal error, or the server closes it.
+func (c *conn) serve() {
+	var wg sync.WaitGroup
+	wg.Go(c.pump)
+	defer func() {
+		c.closeConn()
+		close(c.exitCh)
+		wg.Wait()
+		if ch := c.ch.Load(); ch != nil {
+			ch.removeConsumer(c)
+		}
+	}()
+	for {
+		if c.r.Buffered() == 0 {
+			hb := time.Duration(c.heartbeat.Load())
+			if hb <= 0 {
+				hb = c.srv.cfg.ClientTimeout / 2
+			}
+			c.nc.SetReadDeadline(time.Now().Add(2 * hb))
+		}
+		line, err := wire.ReadLine(c.r)
+		if err != nil {
+			if errors.Is(err, wire.ErrLineTooLong) {
+				c.sendError(wire.Fatal(wire.ErrInvalid, "command line too long"))
+			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				c.log.Debug("read failed", "err", err)
+			}
+			return
+		}
+		c.params = wire.SplitParams(line, c.params)
+		resp, perr := c.exec(c.params)
+		if perr != nil {
+			c.log.Debug("client error", "err", perr.Error())
+			if err := c.sendError(perr); err != nil || perr.Fatal {
+				return
+			}
+			continue
+		}
+		if resp != nil {
+			if err := c.send(wire.FrameResponse, resp); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) writeDeadline() time.Time {
+	hb := time.Duration(c.heartbeat.Load())
+	if hb < 10*time.Second {
+		hb = 10 * time.Second
+	}
+	return time.Now().Add(hb)
+}
+
+// send writes one non-message frame and flushes everything buffered.
+func (c *conn) send(typ int32, data []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(c.writeDeadline())
+	c.hdr = wire.AppendFrame(c.hdr[:0], typ, data)
+	if _, err := c.w.Write(c.hdr); err != nil {
+		return err
+	}
+	return c.w.Flush()
+}
+
+func (c *conn) sendError(e *wire.Error) error {
+	return c.send(wire.FrameError, []byte(e.Error()))
+}
+
+func (c *conn) exec(p [][]byte) ([]byte, *wire.Error) {
+	if c.srv.cfg.TLSRequired != TLSNotRequired && !bytes.Equal(p[0], []byte("IDENTIFY")) {
+		return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("cannot %s in current state (TLS required)", p[0]))
+	}
+	switch string(p[0]) {
+	case "FIN":
+		return nil, c.fin(p)
+	case "RDY":
+		return nil, c.rdyCmd(p)
+	case "REQ":
+		return nil, c.req(p)
+	case "PUB":
+		return c.pub(p)
+	case "MPUB":
+		return c.mpub(p)
+	case "DPUB":
+		return c.dpub(p)
+	case "NOP":
+		return nil, nil
+	case "TOUCH":
+		return nil, c.touch(p)
+	case "SUB":
+		return c.sub(p)
+	case "CLS":
+		return c.cls()
+	case "IDENTIFY":
+		return c.identify(p)
+	case "AUTH":
+		return c.auth(p)
+	}
+	return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("invalid command %s", p[0]))
+}
+
+// readBody reads a length-prefixed body after checking the length. The
+// returned slice is reused by the next command.
+func (c *conn) readBody(n int32) ([]byte, error) {
+	if cap(c.body) < int(n) {
+		c.body = make([]byte, n)
+	}
+	b := c.body[:n]
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// doneWithBody drops a large body buffer so an idle connection does not
+// keep megabytes.
+func (c *conn) doneWithBody() {
+	if cap(c.body) > keepBodyBufferAtMost {
+		c.body = nil
+	}
+}
+
+// identifyBody is the IDENTIFY request. Unknown fields are ignored.
+type identifyBody struct {
+	ClientID            string `json:"client_id"`
+	Hostname            string `json:"hostname"`
+	ShortID             string `json:"short_id"`
+	LongID              string `json:"long_id"`
+	HeartbeatInterval   int64  `json:"heartbeat_interval"`
+	OutputBufferSize    int64  `json:"output_buffer_size"`
+	OutputBufferTimeout int64  `json:"output_buffer_timeout"`
+	FeatureNegotiation  bool   `json:"feature_negotiation"`
+	TLSv1               bool   `json:"tls_v1"`
+	Deflate             bool   `json:"deflate"`
+	DeflateLevel        int    `json:"deflate_level"`
+	Snappy              bool   `json:"snappy"`
+	SampleRate          int32  `json:"sample_rate"`
+	UserAgent           string `json:"user_agent"`
+	MsgTimeout          int64  `json:"msg_timeout"`
+	TopologyRegion      string `json:"topology_region"`
+	TopologyZone        string `json:"topology_zone"`
+}
+
+// identifyReply is the feature-negotiation response.
+type identifyReply struct {
+	MaxRdyCount         int64  `json:"max_rdy_count"`
+	Version             string `json:"version"`
+	MaxMsgTimeout       int64  `json:"max_msg_timeout"`
+	MsgTimeout          int64  `json:"msg_timeout"`
+	TLSv1               bool   `json:"tls_v1"`
+	Deflate             bool   `json:"deflate"`
+	DeflateLevel        int    `json:"deflate_level"`
+	MaxDeflateLevel     int    `json:"max_deflate_level"`
+	Snappy              bool   `json:"snappy"`
+	SampleRate          int32  `json:"sample_rate"`
+	AuthRequired        bool   `json:"auth_required"`
+	OutputBufferSize    int64  `json:"output_buffer_size"`
+	OutputBufferTimeout int64  `json:"output_buffer_timeout"`
+	TopologyRegion      string `json:"topology_region"`
+	TopologyZone        string `json:"topology_zone"`
+}
+
+func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
+	cfg := c.srv.cfg
+	if c.state.Load() != stateInit {
+		return nil, wire.Fatal(wire.ErrInvalid, "cannot IDENTIFY in current state")
+	}
+	n, err := wire.ReadSize(c.r)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "IDENTIFY failed to read body size")
+	}
+	if n <= 0 || int64(n) > cfg.MaxBodySize {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("IDENTIFY invalid body size %d", n))
+	}
+	body, err := c.readBody(n)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "IDENTIFY failed to read body")
+	}
+	defer c.doneWithBody()
+	var req identifyBody
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "IDENTIFY failed to decode JSON body")
+	}
+
+	// Validate everything before changing anything.
+	hb := time.Duration(c.heartbeat.Load())
+	switch ms := req.HeartbeatInterval; {
+	case ms == -1:
+		hb = 0
+	case ms == 0:
+	case ms >= 1000 && ms <= cfg.MaxHeartbeatInterval.Milliseconds():
+		hb = time.Duration(ms) * time.Millisecond
+	default:
+		return nil, identifyErr(fmt.Sprintf("heartbeat interval (%d) is invalid", ms))
+	}
+	outTimeout := time.Duration(c.outTimeout.Load())
+	switch ms := req.OutputBufferTimeout; {
+	case ms == -1:
+		outTimeout = 0
+	case ms == 0:
+	case ms >= cfg.MinOutputBufferTimeout.Milliseconds() && ms <= cfg.MaxOutputBufferTimeout.Milliseconds():
+		outTimeout = time.Duration(ms) * time.Millisecond
+	default:
+		return nil, identifyErr(fmt.Sprintf("output buffer timeout (%d) is invalid", ms))
+	}
+	outSize := c.outSize.Load()
+	switch sz := req.OutputBufferSize; {
+	case sz == -1:
+		outSize, outTimeout = 1, 0
+	case sz == 0:
+	case sz >= 64 && sz <= cfg.MaxOutputBufferSize:
+		outSize = sz
+	default:
+		return nil, identifyErr(fmt.Sprintf("output buffer size (%d) is invalid", sz))
+	}
+	if req.SampleRate < 0 || req.SampleRate > 99 {
+		return nil, identifyErr(fmt.Sprintf("sample rate (%d) is invalid", req.SampleRate))
+	}
+	msgTimeout := time.Duration(c.msgTimeoutNs.Load())
+	switch ms := req.MsgTimeout; {
+	case ms == 0:
+	case ms >= 1000 && ms <= cfg.MaxMsgTimeout.Milliseconds():
+		msgTimeout = time.Duration(ms) * time.Millisecond
+	default:
+		return nil, identifyErr(fmt.Sprintf("msg timeout (%d) is invalid", ms))
+	}
+	if req.Snappy && req.Deflate {
+		return nil, wire.Fatal(wire.ErrIdentifyFailed, "cannot enable both deflate and snappy compression")
+	}
+
+	c.imu.Lock()
+	if req.ClientID == "" {
+		req.ClientID = req.ShortID // clients older than IDENTIFY's client_id
+	}
+	if req.Hostname == "" {
+		req.Hostname = req.LongID
+	}
+	if req.ClientID != "" {
+		c.clientID = req.ClientID
+	}
+	if req.Hostname != "" {
+		c.hostname = req.Hostname
+	}
+	c.userAgent = req.UserAgent
+	c.imu.Unlock()
+	c.heartbeat.Store(int64(hb))
+	c.outTimeout.Store(int64(outTimeout))
+	c.msgTimeoutNs.Store(int64(msgTimeout))
+	c.sampleRate.Store(req.SampleRate)
+	if outSize != c.outSize.Load() {
+		c.wmu.Lock()
+		c.w.Flush()
+		c.w = bufio.NewWriterSize(c.nc, int(outSize))
+		c.outSize.Store(outSize)
+		c.wmu.Unlock()
+	}
+	select {
+	case c.settingsCh <- struct{}{}:
+	default:
+	}
+	c.log.Debug("identified", "client_id", req.ClientID, "user_agent", req.UserAgent)
+
+	if !req.FeatureNegotiation {
+		return wire.OK, nil
+	}
+	level := 6
+	if req.DeflateLevel > 0 {
+		level = req.DeflateLevel
+	}
+	level = min(level, cfg.MaxDeflateLevel)
+	reply, _ := json.Marshal(identifyReply{
+		MaxRdyCount:         cfg.MaxRdyCount,
+		Version:             version.Compat,
+		MaxMsgTimeout:       cfg.MaxMsgTimeout.Milliseconds(),
+		MsgTimeout:          msgTimeout.Milliseconds(),
+		DeflateLevel:        level,
+		MaxDeflateLevel:     cfg.MaxDeflateLevel,
+		SampleRate:          req.SampleRate,
+		AuthRequired:        false,
+		OutputBufferSize:    outSize,
+		OutputBufferTimeout: outTimeout.Milliseconds(),
+		TopologyRegion:      cfg.TopologyRegion,
+		TopologyZone:        cfg.TopologyZone,
+	})
+	return reply, nil
+}
+
+func identifyErr(desc string) *wire.Error {
+	return wire.Fatal(wire.ErrBadBody, "IDENTIFY "+desc)
+}
+
+func (c *conn) auth(p [][]byte) ([]byte, *wire.Error) {
+	if c.state.Load() != stateInit {
+		return nil, wire.Fatal(wire.ErrInvalid, "cannot AUTH in current state")
+	}
+	if len(p) != 1 {
+		return nil, wire.Fatal(wire.ErrInvalid, "AUTH invalid number of parameters")
+	}
+	n, err := wire.ReadSize(c.r)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "AUTH failed to read body size")
+	}
+	if n <= 0 || int64(n) > c.srv.cfg.MaxBodySize {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("AUTH invalid body size %d", n))
+	}
+	if _, err := c.readBody(n); err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "AUTH failed to read body")
+	}
+	c.doneWithBody()
+	return nil, wire.Fatal(wire.ErrAuthDisabled, "AUTH disabled")
+}
+
+func (c *conn) sub(p [][]byte) ([]byte, *wire.Error) {
+	if c.state.Load() != stateInit {
+		return nil, wire.Fatal(wire.ErrInvalid, "cannot SUB in current state")
+	}
+	if c.heartbeat.Load() <= 0 {
+		return nil, wire.Fatal(wire.ErrInvalid, "cannot SUB with heartbeats disabled")
+	}
+	if len(p) < 3 {
+		return nil, wire.Fatal(wire.ErrInvalid, "SUB insufficient number of parameters")
+	}
+	topicName, chanName := string(p[1]), string(p[2])
+	if !wire.ValidName(topicName) {
+		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("SUB topic name %q is not valid", topicName))
+	}
+	if !wire.ValidName(chanName) {
+		return nil, wire.Fatal(wire.ErrBadChannel, fmt.Sprintf("SUB channel name %q is not valid", chanName))
+	}
+	var ch *Channel
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt > 0 {
+			time.Sleep(100 * time.Millisecond) // the topic or channel was being deleted
+		}
+		var t *Topic
+		if t, err = c.srv.Topic(topicName); err != nil {
+			continue
+		}
+		if ch, err = t.Channel(chanName); err != nil {
+			continue
+		}
+		if err = ch.addConsumer(c, c.srv.cfg.MaxChannelConsumers); err == nil || errors.Is(err, errTooMany) {
+			break
+		}
+	}
+	if errors.Is(err, errTooMany) {
+		return nil, wire.Fatal(wire.ErrSubFailed, fmt.Sprintf("SUB failed consumers for %s:%s exceeds limit of %d", topicName, chanName, c.srv.cfg.MaxChannelConsumers))
+	}
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrSubFailed, "SUB failed to deleted topic/channel")
+	}
+	c.state.Store(stateSubscribed)
+	c.ch.Store(ch)
+	c.wake()
+	return wire.OK, nil
+}
+
+func (c *conn) rdyCmd(p [][]byte) *wire.Error {
+	st := c.state.Load()
+	if st == stateClosing {
+		return nil // RDY after CLS is ignored
+	}
+	if st != stateSubscribed {
+		return wire.Fatal(wire.ErrInvalid, "cannot RDY in current state")
+	}
+	count := int64(1)
+	if len(p) > 1 {
+		n, err := strconv.ParseInt(string(p[1]), 10, 64)
+		if err != nil {
+			return wire.Fatal(wire.ErrInvalid, fmt.Sprintf("RDY could not parse count %s", p[1]))
+		}
+		count = n
+	}
+	if max := c.srv.cfg.MaxRdyCount; count < 0 || count > max {
+		return wire.Fatal(wire.ErrInvalid, fmt.Sprintf("RDY count %d out of range 0-%d", count, max))
+	}
+	c.rdy.Store(count)
+	c.wake()
+	return nil
+}
+
+// parseID checks a message ID parameter. A 16-byte ID that is not one of
+// ours cannot be in flight; it maps to an ID that never is.
+func parseID(b []byte) (uint64, *wire.Error) {
+	if len(b) != wire.IDLength {
+		return 0, wire.Fatal(wire.ErrInvalid, "Invalid Message ID")
+	}
+	id, ok := wire.DecodeID(b)
+	if !ok {
+		return 0, nil
+	}
+	return id, nil
+}
+
+func (c *conn) subscribedOrClosing(cmd string) *wire.Error {
+	if st := c.state.Load(); st != stateSubscribed && st != stateClosing {
+		return wire.Fatal(wire.ErrInvalid, "cannot "+cmd+" in current state")
+	}
+	return nil
+}
+
+// fin finishes one message, plus every complete FIN line already buffered
+// behind it, under one channel lock.
+func (c *conn) fin(p [][]byte) *wire.Error {
+	if e := c.subscribedOrClosing("FIN"); e != nil {
+		return e
+	}
+	if len(p) < 2 {
+		return wire.Fatal(wire.ErrInvalid, "FIN insufficient number of params")
+	}
+	id, e := parseID(p[1])
+	if e != nil {
+		return e
+	}
+	first := p[1] // aliases the read buffer, which Peek and Discard leave alone
+	c.ids = append(c.ids[:0], id)
+	const finLine = len("FIN ") + wire.IDLength + 1
+	for c.r.Buffered() >= finLine && len(c.ids) < 1024 {
+		b, _ := c.r.Peek(finLine)
+		if !bytes.HasPrefix(b, []byte("FIN ")) || b[finLine-1] != '\n' {
+			break
+		}
+		next, ok := wire.DecodeID(b[4 : 4+wire.IDLength])
+		if !ok {
+			break
+		}
+		c.ids = append(c.ids, next)
+		c.r.Discard(finLine)
+	}
+	c.errs = c.errs[:0]
+	for range c.ids {
+		c.errs = append(c.errs, nil)
+	}
+	ch := c.ch.Load()
+	done := ch.finish(c, c.ids, c.errs)
+	c.finCount.Add(uint64(done))
+	c.wake()
+	for i, err := range c.errs {
+		if err != nil {
+			shown := first
+			if i > 0 {
+				id := wire.EncodeID(c.ids[i])
+				shown = id[:]
+			}
+			if werr := c.sendError(wire.NonFatal(wire.ErrFinFailed, fmt.Sprintf("FIN %s failed %s", shown, err))); werr != nil {
+				return wire.Fatal(wire.ErrInvalid, "write failed")
+			}
+		}
+	}
+	return nil
+}
+
+func (c *conn) req(p [][]byte) *wire.Error {
+	if e := c.subscribedOrClosing("REQ"); e != nil {
+		return e
+	}
+	if len(p) < 3 {
+		return wire.Fatal(wire.ErrInvalid, "REQ insufficient number of params")
+	}
+	id, e := parseID(p[1])
+	if e != nil {
+		return e
+	}
+	ms, err := strconv.ParseInt(string(p[2]), 10, 64)
+	if err != nil {
+		return wire.Fatal(wire.ErrInvalid, fmt.Sprintf("REQ could not parse timeout %s", p[2]))
+	}
+	delay := time.Duration(ms) * time.Millisecond
+	if max := c.srv.cfg.MaxReqTimeout; delay > max || ms > int64(max/time.Millisecond) {
+		c.log.Info("REQ timeout clamped", "timeout_ms", ms, "max_ms", max.Milliseconds())
+		delay = max
+	} else if delay < 0 {
+		c.log.Info("REQ timeout clamped", "timeout_ms", ms, "max_ms", max.Milliseconds())
+		delay = 0
+	}
+	if err := c.ch.Load().requeue(c, id, delay); err != nil {
+		return wire.NonFatal(wire.ErrReqFailed, fmt.Sprintf("REQ %s failed %s", p[1], err))
+	}
+	c.reqCount.Add(1)
+	c.wake()
+	return nil
+}
+
+func (c *conn) touch(p [][]byte) *wire.Error {
+	if e := c.subscribedOrClosing("TOUCH"); e != nil {
+		return e
+	}
+	if len(p) < 2 {
+		return wire.Fatal(wire.ErrInvalid, "TOUCH insufficient number of params")
+	}
+	id, e := parseID(p[1])
+	if e != nil {
+		return e
+	}
+	if err := c.ch.Load().touch(c, id, c.msgTimeout(), c.srv.cfg.MaxMsgTimeout); err != nil {
+		return wire.NonFatal(wire.ErrTouchFailed, fmt.Sprintf("TOUCH %s failed %s", p[1], err))
+	}
+	return nil
+}
+
+func (c *conn) cls() ([]byte, *wire.Error) {
+	if c.state.Load() != stateSubscribed {
+		return nil, wire.Fatal(wire.ErrInvalid, "cannot CLS in current state")
+	}
+	c.rdy.Store(0)
+	c.state.Store(stateClosing)
+	return wire.CloseWait, nil
+}
+
+// readMessageBody reads a PUB/DPUB body with NSQ's checks and texts.
+func (c *conn) readMessageBody(cmd string) ([]byte, *wire.Error) {
+	n, err := wire.ReadSize(c.r)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadMessage, cmd+" failed to read message body size")
+	}
+	if n <= 0 {
+		return nil, wire.Fatal(wire.ErrBadMessage, fmt.Sprintf("%s invalid message body size %d", cmd, n))
+	}
+	if max := c.srv.cfg.MaxMsgSize; int64(n) > max {
+		return nil, wire.Fatal(wire.ErrBadMessage, fmt.Sprintf("%s message too big %d > %d", cmd, n, max))
+	}
+	body, err := c.readBody(n)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadMessage, cmd+" failed to read message body")
+	}
+	return body, nil
+}
+
+func (c *conn) pub(p [][]byte) ([]byte, *wire.Error) {
+	if len(p) < 2 {
+		return nil, wire.Fatal(wire.ErrInvalid, "PUB insufficient number of parameters")
+	}
+	if !wire.ValidName(string(p[1])) {
+		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("PUB topic name %q is not valid", p[1]))
+	}
+	name := c.srv.topicName(p[1])
+	body, e := c.readMessageBody("PUB")
+	if e != nil {
+		return nil, e
+	}
+	defer c.doneWithBody()
+	t, err := c.srv.Topic(name)
+	if err == nil {
+		err = t.Publish(body, 0)
+	}
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrPubFailed, "PUB failed "+err.Error())
+	}
+	c.countPub(t.name, 1)
+	return wire.OK, nil
+}
+
+func (c *conn) dpub(p [][]byte) ([]byte, *wire.Error) {
+	if len(p) < 3 {
+		return nil, wire.Fatal(wire.ErrInvalid, "DPUB insufficient number of parameters")
+	}
+	if !wire.ValidName(string(p[1])) {
+		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("DPUB topic name %q is not valid", p[1]))
+	}
+	ms, err := strconv.ParseInt(string(p[2]), 10, 64)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("DPUB could not parse timeout %s", p[2]))
+	}
+	max := c.srv.cfg.MaxReqTimeout.Milliseconds()
+	if ms < 0 || ms > max {
+		return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("DPUB timeout %d out of range 0-%d", ms, max))
+	}
+	name := c.srv.topicName(p[1])
+	body, e := c.readMessageBody("DPUB")
+	if e != nil {
+		return nil, e
+	}
+	defer c.doneWithBody()
+	t, err := c.srv.Topic(name)
+	if err == nil {
+		err = t.Publish(body, time.Duration(ms)*time.Millisecond)
+	}
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrDPubFailed, "DPUB failed "+err.Error())
+	}
+	c.countPub(t.name, 1)
+	return wire.OK, nil
+}
+
+func (c *conn) mpub(p [][]byte) ([]byte, *wire.Error) {
+	cfg := c.srv.cfg
+	if len(p) < 2 {
+		return nil, wire.Fatal(wire.ErrInvalid, "MPUB insufficient number of parameters")
+	}
+	if !wire.ValidName(string(p[1])) {
+		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("E_BAD_TOPIC MPUB topic name %q is not valid", p[1]))
+	}
+	name := c.srv.topicName(p[1])
+	n, err := wire.ReadSize(c.r)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "MPUB failed to read body size")
+	}
+	if n <= 0 {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("MPUB invalid body size %d", n))
+	}
+	if int64(n) > cfg.MaxBodySize {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("MPUB body too big %d > %d", n, cfg.MaxBodySize))
+	}
+	body, err := c.readBody(n)
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrBadBody, "MPUB failed to read body")
+	}
+	defer c.doneWithBody()
+	maxCount := int((cfg.MaxBodySize - 4) / 5)
+	if e := wire.SplitMPUB(body, maxCount, int(cfg.MaxMsgSize), nil); e != nil {
+		return nil, e
+	}
+	t, err := c.srv.Topic(name)
+	if err == nil {
+		err = t.PublishMPUB(body)
+	}
+	if err != nil {
+		return nil, wire.Fatal(wire.ErrMPubFailed, "MPUB failed "+err.Error())
+	}
+	c.countPub(t.name, uint64(binary.BigEndian.Uint32(body)))
+	return wire.OK, nil
+}
+
+func (c *conn) countPub(topic string, n uint64) {
+	c.imu.Lock()
+	if c.pubCounts == nil {
+		c.pubCounts = map[string]uint64{}
+	}
+	c.pubCounts[topic] += n
+	c.imu.Unlock()
+}
+
+// pump writes heartbeats and delivers messages while the client has credit.
+// It runs until serve closes exitCh.
+func (c *conn) pump() {
+	hbTicker := time.NewTicker(time.Hour)
+	defer hbTicker.Stop()
+	resetHeartbeat := func() {
+		if hb := time.Duration(c.heartbeat.Load()); hb > 0 {
+			hbTicker.Reset(hb)
+		} else {
+			hbTicker.Stop()
+		}
+	}
+	resetHeartbeat()
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	defer flush.Stop()
+	armed := false
+	dirty := false
+	batch := make([]delivery, 0, 16)
+
+	for {
+		select {
+		case <-c.exitCh:
+			return
+		case <-c.settingsCh:
+			resetHeartbeat()
+			continue
+		case <-hbTicker.C:
+			if err := c.send(wire.FrameResponse, wire.Heartbeat); err != nil {
+				c.closeConn()
+				return
+			}
+			dirty = false
+		case <-flush.C:
+			armed = false
+			if dirty {
+				if err := c.flush(); err != nil {
+					c.closeConn()
+					return
+				}
+				dirty = false
+			}
+		case <-c.wakeCh:
+		}
+		ch := c.ch.Load()
+		if ch == nil {
+			continue
+		}
+		for {
+			credit := c.rdy.Load() - c.inflightN.Load()
+			if credit <= 0 || c.state.Load() != stateSubscribed {
+				// Not ready for more: push out what is buffered.
+				if dirty {
+					if err := c.flush(); err != nil {
+						c.closeConn()
+						return
+					}
+					dirty = false
+				}
+				break
+			}
+			batch = ch.take(c, int(min(credit, maxDeliveryBatch)), time.Now().UnixNano(), batch[:0])
+			if len(batch) == 0 {
+				break
+			}
+			if err := c.writeMessages(batch); err != nil {
+				c.closeConn()
+				return
+			}
+			clear(batch) // drop references into the log
+			if c.outTimeout.Load() == 0 {
+				if err := c.flush(); err != nil {
+					c.closeConn()
+					return
+				}
+				continue
+			}
+			dirty = true
+			if !armed {
+				flush.Reset(time.Duration(c.outTimeout.Load()))
+				armed = true
+			}
+		}
+	}
+}
+
+func (c *conn) writeMessages(batch []delivery) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(c.writeDeadline())
+	for i := range batch {
+		d := &batch[i]
+		c.hdr = wire.AppendMessageHeader(c.hdr[:0], d.ts, d.attempts, wire.EncodeID(d.id), len(d.body))
+		if _, err := c.w.Write(c.hdr); err != nil {
+			return err
+		}
+		if _, err := c.w.Write(d.body); err != nil {
+			return err
+		}
+	}
+	c.msgCount.Add(uint64(len(batch)))
+	return nil
+}
+
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.w.Buffered() == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(c.writeDeadline())
+	return c.w.Flush()
+}

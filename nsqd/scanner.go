@@ -1,0 +1,79 @@
+package nsqd
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// scanner is the one goroutine that times out in-flight messages and
+// releases deferred ones for every channel. Channels tell it their
+// deadlines with want; it sleeps until the earliest, scans, and asks each
+// channel for its next deadline. No timer or goroutine per message.
+type scanner struct {
+	next    atomic.Int64 // earliest deadline wanted (ns), 0: none
+	kick    chan struct{}
+	topics  func() []*Topic
+	minWait time.Duration
+}
+
+func newScanner(topics func() []*Topic) *scanner {
+	return &scanner{kick: make(chan struct{}, 1), topics: topics, minWait: 5 * time.Millisecond}
+}
+
+// want asks for a scan no later than deadline.
+func (s *scanner) want(deadline int64) {
+	for {
+		cur := s.next.Load()
+		if cur != 0 && cur <= deadline {
+			return
+		}
+		if s.next.CompareAndSwap(cur, deadline) {
+			select {
+			case s.kick <- struct{}{}:
+			default:
+			}
+			return
+		}
+	}
+}
+
+// run scans until ctx ends. It also releases log segments no channel needs
+// any more, once a second.
+func (s *scanner) run(ctx context.Context) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	release := time.NewTicker(time.Second)
+	defer release.Stop()
+	for {
+		wait := time.Hour
+		if n := s.next.Load(); n != 0 {
+			wait = max(time.Duration(n-time.Now().UnixNano()), s.minWait)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+			continue
+		case <-release.C:
+			for _, t := range s.topics() {
+				t.release()
+			}
+			continue
+		case <-timer.C:
+		}
+		now := time.Now().UnixNano()
+		if n := s.next.Load(); n == 0 || n > now {
+			continue
+		}
+		s.next.Store(0)
+		for _, t := range s.topics() {
+			for _, c := range t.channelList() {
+				if d := c.scan(now); d != 0 {
+					s.want(d)
+				}
+			}
+		}
+	}
+}
