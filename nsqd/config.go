@@ -189,29 +189,29 @@ func (c *Config) Validate() error {
 	if c.SyncTimeout <= 0 {
 		bad("sync-timeout", "%v must be > 0", c.SyncTimeout)
 	}
-	if c.MsgTimeout < time.Millisecond {
-		bad("msg-timeout", "%v must be at least 1ms", c.MsgTimeout)
+	if c.MsgTimeout <= 0 {
+		bad("msg-timeout", "%v must be > 0", c.MsgTimeout)
 	}
-	if c.MaxMsgTimeout < c.MsgTimeout {
-		bad("max-msg-timeout", "%v must be >= --msg-timeout (%v)", c.MaxMsgTimeout, c.MsgTimeout)
+	if c.MaxMsgTimeout <= 0 {
+		bad("max-msg-timeout", "%v must be > 0", c.MaxMsgTimeout)
 	}
 	if c.MaxMsgSize <= 0 || c.MaxMsgSize > 1<<30 {
 		bad("max-msg-size", "%d must be in (0, 1GiB]", c.MaxMsgSize)
 	}
-	if c.MaxBodySize < c.MaxMsgSize || c.MaxBodySize > 1<<31-1 {
-		bad("max-body-size", "%d must be >= --max-msg-size (%d) and < 2GiB", c.MaxBodySize, c.MaxMsgSize)
+	if c.MaxBodySize <= 0 || c.MaxBodySize > 1<<31-1 {
+		bad("max-body-size", "%d must be in (0, 2GiB)", c.MaxBodySize)
 	}
 	if c.MaxReqTimeout < 0 {
 		bad("max-req-timeout", "%v must be >= 0", c.MaxReqTimeout)
 	}
-	if c.MaxHeartbeatInterval < time.Second {
-		bad("max-heartbeat-interval", "%v must be at least 1s", c.MaxHeartbeatInterval)
+	if c.MaxHeartbeatInterval <= 0 {
+		bad("max-heartbeat-interval", "%v must be > 0", c.MaxHeartbeatInterval)
 	}
 	if c.MaxRdyCount < 1 {
 		bad("max-rdy-count", "%d must be >= 1", c.MaxRdyCount)
 	}
-	if c.MaxOutputBufferSize < 64 {
-		bad("max-output-buffer-size", "%d must be >= 64", c.MaxOutputBufferSize)
+	if c.MaxOutputBufferSize <= 0 {
+		bad("max-output-buffer-size", "%d must be > 0", c.MaxOutputBufferSize)
 	}
 	if c.MinOutputBufferTimeout <= 0 || c.MinOutputBufferTimeout > c.MaxOutputBufferTimeout {
 		bad("min-output-buffer-timeout", "%v must be > 0 and <= --max-output-buffer-timeout", c.MinOutputBufferTimeout)

@@ -153,9 +153,9 @@ func splitList(s string) []string {
 }
 
 // tomlStrings turns a TOML value into the strings a flag's Set accepts.
-// Durations may be written as strings ("60s") or integers (NSQ's files use
-// integer nanoseconds for some); integers are passed through as decimal text,
-// so a duration flag must accept a plain integer (see Duration).
+// Durations may be written as strings ("60s") or integers (milliseconds, as
+// NSQ reads them); integers are passed through as decimal text, so a
+// duration flag must accept a plain integer (see Duration).
 func tomlStrings(v any) ([]string, error) {
 	switch x := v.(type) {
 	case string:

@@ -28,7 +28,8 @@ func (s StringList) Set(v string) error {
 }
 
 // Duration is a time.Duration flag that also accepts a bare integer of
-// nanoseconds, the form NSQ's TOML files use for some options.
+// milliseconds, which is how NSQ's config loader reads an integer TOML value
+// for a duration option (msg_timeout = 60000 is one minute).
 type Duration struct{ V *time.Duration }
 
 func (d Duration) String() string {
@@ -38,10 +39,10 @@ func (d Duration) String() string {
 	return d.V.String()
 }
 
-// Set parses a Go duration ("250ms") or an integer of nanoseconds.
+// Set parses a Go duration ("250ms") or an integer of milliseconds.
 func (d Duration) Set(v string) error {
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		*d.V = time.Duration(n)
+		*d.V = time.Duration(n) * time.Millisecond
 		return nil
 	}
 	x, err := time.ParseDuration(v)
