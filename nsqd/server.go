@@ -43,6 +43,9 @@ type Server struct {
 
 	scanner *scanner
 	hooks   *topicHooks
+	lookup  *lookups
+	ctx     context.Context // Run's context, for background work
+	bgWG    sync.WaitGroup
 	meta    *metaWriter
 	health  atomic.Pointer[string]
 }
@@ -70,7 +73,11 @@ func New(cfg *Config) (*Server, error) {
 		nodeID:        cfg.NodeID,
 		memQueueLimit: cfg.MemQueueSize,
 		topicEmptied:  s.ephemeralTopicEmptied,
+		channelAdded:  func(t *Topic, c *Channel) { s.lookupChannel(t, c, true) },
+		channelGone:   func(t *Topic, c *Channel) { s.lookupChannel(t, c, false) },
 	}
+	s.lookup = newLookups(s)
+	s.ctx = context.Background()
 	ok := "OK"
 	s.health.Store(&ok)
 
@@ -149,7 +156,11 @@ func (s *Server) Health() string { return *s.health.Load() }
 func (s *Server) Run(ctx context.Context) error {
 	defer s.dirLock.Close()
 	g, gctx := errgroup.WithContext(ctx)
+	s.mu.Lock()
+	s.ctx = gctx
+	s.mu.Unlock()
 	g.Go(func() error { return s.scanner.run(gctx) })
+	g.Go(func() error { return s.lookup.run(gctx) })
 	g.Go(func() error { return s.meta.run(gctx) })
 	g.Go(func() error { return s.acceptLoop(s.tcpLn) })
 	if s.httpLn != nil {
@@ -172,6 +183,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	s.bgWG.Wait()
 	s.meta.writeNow(s.metadata())
 	s.log.Info("stopped")
 	return err
@@ -308,10 +320,15 @@ func (s *Server) Topic(name string) (*Topic, error) {
 	}
 	t := newTopic(name, s.cfg, s.scanner, s.hooks)
 	s.topics[name] = t
+	ctx := s.ctx
 	s.mu.Unlock()
 	s.log.Info("topic created", "topic", name)
 	if !t.ephemeral {
 		s.persist()
+	}
+	s.lookupTopic(name, true)
+	if len(s.lookup.httpAddrs()) > 0 {
+		s.bgWG.Go(func() { s.precreateChannels(ctx, t) })
 	}
 	return t, nil
 }
@@ -329,6 +346,7 @@ func (s *Server) DeleteTopic(name string) bool {
 		return false
 	}
 	t.close()
+	s.lookupTopic(name, false)
 	s.log.Info("topic deleted", "topic", name)
 	if !t.ephemeral {
 		s.persist()
@@ -345,6 +363,7 @@ func (s *Server) ephemeralTopicEmptied(t *Topic) {
 	delete(s.topics, t.name)
 	s.mu.Unlock()
 	t.close()
+	s.lookupTopic(t.name, false)
 	s.log.Info("ephemeral topic deleted", "topic", t.name)
 }
 

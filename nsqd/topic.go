@@ -350,3 +350,22 @@ func (t *Topic) depth() int64 {
 	}
 	return 0
 }
+
+// channelFromHead creates a channel (if missing) that starts at the oldest
+// retained message: used for channels learned from lookupd when a topic is
+// created, so they get everything published since.
+func (t *Topic) channelFromHead(name string) {
+	t.mu.Lock()
+	if t.deleted || t.channels[name] != nil {
+		t.mu.Unlock()
+		return
+	}
+	c := newChannel(t, name, t.log.headSeq())
+	t.channels[name] = c
+	t.snapshotLocked()
+	t.mu.Unlock()
+	if t.hooks.channelAdded != nil {
+		t.hooks.channelAdded(t, c)
+	}
+	t.hooks.persist()
+}
