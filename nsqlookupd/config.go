@@ -17,10 +17,11 @@ type Config struct {
 
 	// InactiveProducerTimeout hides a producer from /lookup and /nodes when
 	// it has not sent IDENTIFY or PING for this long
-	// (--inactive-producer-timeout).
+	// (--inactive-producer-timeout). Zero or less hides every producer.
 	InactiveProducerTimeout time.Duration
 	// TombstoneLifetime is how long /topic/tombstone hides a producer of a
-	// topic from /lookup (--tombstone-lifetime). Zero disables tombstones.
+	// topic from /lookup (--tombstone-lifetime). Zero or less disables
+	// tombstones.
 	TombstoneLifetime time.Duration
 
 	// HandshakeTimeout closes a TCP connection that has not sent the
@@ -61,12 +62,8 @@ func (c *Config) Validate() error {
 	if c.HTTPAddress == "" {
 		bad("http-address", "must not be empty")
 	}
-	if c.InactiveProducerTimeout <= 0 {
-		bad("inactive-producer-timeout", "%v must be > 0", c.InactiveProducerTimeout)
-	}
-	if c.TombstoneLifetime < 0 {
-		bad("tombstone-lifetime", "%v must be >= 0", c.TombstoneLifetime)
-	}
+	// As in NSQ, any InactiveProducerTimeout and TombstoneLifetime is
+	// accepted: zero or less hides every producer, or disables tombstones.
 	if c.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("handshake timeout %v must be > 0", c.HandshakeTimeout))
 	}
