@@ -317,7 +317,10 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 	if err != nil {
 		return nil, wire.Fatal(wire.ErrBadBody, "IDENTIFY failed to read body size")
 	}
-	if n <= 0 || int64(n) > cfg.MaxBodySize {
+	if int64(n) > cfg.MaxBodySize {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("IDENTIFY body too big %d > %d", n, cfg.MaxBodySize))
+	}
+	if n <= 0 {
 		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("IDENTIFY invalid body size %d", n))
 	}
 	body, err := c.readBody(n)
@@ -448,7 +451,10 @@ func (c *conn) auth(p [][]byte) ([]byte, *wire.Error) {
 	if err != nil {
 		return nil, wire.Fatal(wire.ErrBadBody, "AUTH failed to read body size")
 	}
-	if n <= 0 || int64(n) > c.srv.cfg.MaxBodySize {
+	if int64(n) > c.srv.cfg.MaxBodySize {
+		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("AUTH body too big %d > %d", n, c.srv.cfg.MaxBodySize))
+	}
+	if n <= 0 {
 		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("AUTH invalid body size %d", n))
 	}
 	if _, err := c.readBody(n); err != nil {
@@ -532,7 +538,7 @@ func (c *conn) rdyCmd(p [][]byte) *wire.Error {
 // ours cannot be in flight; it maps to an ID that never is.
 func parseID(b []byte) (uint64, *wire.Error) {
 	if len(b) != wire.IDLength {
-		return 0, wire.Fatal(wire.ErrInvalid, "Invalid Message ID")
+		return 0, wire.Fatal(wire.ErrInvalid, "invalid message ID")
 	}
 	id, ok := wire.DecodeID(b)
 	if !ok {
