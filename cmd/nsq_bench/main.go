@@ -61,7 +61,7 @@ func parse(args []string, stderr io.Writer) (*bench.Config, bool, error) {
 	workloads := strings.Join(cfg.Workloads, ",")
 	showVersion := fs.Bool("version", false, "print version and exit")
 	fs.StringVar(&cfg.NSQDTCPAddress, "nsqd-tcp-address", cfg.NSQDTCPAddress, "nsqd TCP address (empty: run the ceilings only)")
-	fs.StringVar(&cfg.NSQDHTTPAddress, "nsqd-http-address", cfg.NSQDHTTPAddress, "nsqd HTTP address, used to prepare topics and read /stats")
+	fs.StringVar(&cfg.NSQDHTTPAddress, "nsqd-http-address", cfg.NSQDHTTPAddress, "nsqd HTTP address, used to prepare and delete topics and read /stats (empty: let PUB and SUB create topics, do not wait for the sub prefill)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "pid of the nsqd process, to report its CPU per message and RSS from /proc")
 	fs.StringVar(&workloads, "workload", workloads, "workload: pub, sub, pubsub, latency, fanout, a comma-separated list, or all")
 	fs.BoolVar(&cfg.Ceiling, "ceiling", cfg.Ceiling, "also run each workload against the built-in ceiling servers")

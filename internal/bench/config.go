@@ -26,7 +26,7 @@ var Workloads = []string{Pub, Sub, PubSub, Latency, Fanout}
 // Config is everything nsq_bench can be told.
 type Config struct {
 	NSQDTCPAddress  string // "" skips nsqd and runs the ceilings only
-	NSQDHTTPAddress string
+	NSQDHTTPAddress string // "" skips preparing topics over HTTP
 	ServerPID       int // nsqd's pid, for CPU and RSS; 0 when unknown
 
 	Workloads []string
@@ -100,7 +100,6 @@ func (c *Config) Validate() error {
 		check(wire.ValidName(c.topic(w)), "--topic %q: %q is not a valid topic name", c.Topic, c.topic(w))
 	}
 	check(c.NSQDTCPAddress != "" || c.Ceiling, "nothing to run: no --nsqd-tcp-address and --ceiling=false")
-	check(c.NSQDTCPAddress == "" || c.NSQDHTTPAddress != "", "--nsqd-http-address is required with --nsqd-tcp-address")
 	check(c.Size >= 1 && c.Size <= ceilingMaxMsgSize, "--size %d out of range 1..%d", c.Size, ceilingMaxMsgSize)
 	check(!slices.Contains(c.Workloads, Latency) || c.Size >= 8, "--size %d: the latency workload needs at least 8 bytes", c.Size)
 	check(c.Batch >= 1 && int64(c.Batch)*int64(c.Size+4) <= ceilingMaxBodySize-4,

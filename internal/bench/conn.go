@@ -173,12 +173,16 @@ func (c *client) send(b []byte) error {
 
 // identify sends IDENTIFY with feature negotiation plus extra fields and
 // returns the server's max_rdy_count (0 when the server did not say).
-func (c *client) identify(extra map[string]any) (maxRDY int, err error) {
+// The heartbeat interval is half the read timeout, so a healthy server
+// that has nothing to send still keeps an idle connection's reads within
+// their deadline.
+func (c *client) identify(timeout time.Duration, extra map[string]any) (maxRDY int, err error) {
 	req := map[string]any{
 		"feature_negotiation": true,
 		"client_id":           "nsq_bench",
 		"hostname":            "nsq_bench",
 		"user_agent":          "nsq_bench",
+		"heartbeat_interval":  min(max(timeout/2, time.Second), time.Minute).Milliseconds(),
 	}
 	for k, v := range extra {
 		req[k] = v

@@ -187,6 +187,9 @@ func notes(r Result) string {
 			parts = append(parts, "max "+us(r.Latency.Max)+" µs")
 		}
 	}
+	if r.Workload == Sub && r.Error == "" && r.Elapsed < 250*time.Millisecond {
+		parts = append(parts, "short window, raise --count for a steadier figure")
+	}
 	if r.RSSPerQueued != 0 {
 		parts = append(parts, fmt.Sprintf("server RSS growth %.0f B per queued message", r.RSSPerQueued))
 	}

@@ -135,8 +135,12 @@ func startMeter(t Target) *meter {
 }
 
 // stop fills the rate and CPU figures of r from r.Messages.
-func (m *meter) stop(r *Result, size int) {
-	r.Elapsed = time.Since(m.start)
+func (m *meter) stop(r *Result, size int) { m.stopAt(r, size, time.Since(m.start)) }
+
+// stopAt is stop with the elapsed time of the measured part given; the CPU
+// figures still cover everything up to now.
+func (m *meter) stopAt(r *Result, size int, elapsed time.Duration) {
+	r.Elapsed = elapsed
 	self := selfCPU() - m.self
 	srv, ok, err := m.t.Usage()
 	if r.Messages == 0 || r.Elapsed <= 0 {
@@ -162,7 +166,7 @@ func dialAll(ctx context.Context, cfg *Config, addr string, n int, identify map[
 	for range n {
 		c, err := dial(ctx, addr, cfg.Timeout)
 		if err == nil {
-			maxRDY, err = c.identify(identify)
+			maxRDY, err = c.identify(cfg.Timeout, identify)
 			if err != nil {
 				c.Close()
 			}
@@ -390,15 +394,17 @@ func runLatency(ctx context.Context, cfg *Config, t Target, r *Result) error {
 	m := startMeter(t)
 	cs := &consumer{c: cons[0], rdy: rdy, delivered: &delivered, finFailed: &finFailed, lat: &lat, base: base}
 	g.Go(func() error { return cs.run(conCtx) })
+	var elapsed time.Duration
 	g.Go(func() error {
 		defer cancelCon()
 		err := pubs[0].pace(pubCtx, topic, cfg.Rate, cfg.Size, base, &sent, &acked)
+		elapsed = time.Since(m.start)
 		if err != nil {
 			return err
 		}
-		// Let the consumer receive what is still on its way, for at most
-		// one timeout.
-		deadline := time.Now().Add(cfg.Timeout)
+		// Let the consumer receive what is still on its way; a message
+		// later than this counts as lost.
+		deadline := time.Now().Add(min(cfg.Timeout, latencyDrain))
 		for delivered.Load() < sent.Load() && time.Now().Before(deadline) && conCtx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
@@ -407,13 +413,19 @@ func runLatency(ctx context.Context, cfg *Config, t Target, r *Result) error {
 	err = g.Wait()
 	r.Published = acked.Load()
 	r.Delivered = delivered.Load()
-	r.Messages = r.Delivered
 	r.Lost = max(0, sent.Load()-r.Delivered)
 	r.FinFailed = finFailed.Load()
-	m.stop(r, cfg.Size)
+	// The rate is the publishing rate: the wait for late messages is not
+	// part of the run.
+	r.Messages = sent.Load()
+	m.stopAt(r, cfg.Size, elapsed)
 	r.Latency = percentiles(lat)
 	return err
 }
+
+// latencyDrain is how long the latency workload waits, after the last
+// publish, for messages still on their way.
+const latencyDrain = 3 * time.Second
 
 // pace publishes single PUBs at rate per second until ctx ends, each body
 // starting with its send time in nanoseconds since base. A second goroutine
