@@ -27,7 +27,7 @@ var Workloads = []string{Pub, Sub, PubSub, Latency, Fanout}
 type Config struct {
 	NSQDTCPAddress  string // "" skips nsqd and runs the ceilings only
 	NSQDHTTPAddress string // "" skips preparing topics over HTTP
-	ServerPID       int // nsqd's pid, for CPU and RSS; 0 when unknown
+	ServerPID       int    // nsqd's pid, for CPU and RSS; 0 when unknown
 
 	Workloads []string
 	Ceiling   bool // also run each workload against a Ceiling

@@ -30,12 +30,12 @@ type Target interface {
 
 // NSQD is the Target of a running nsqd.
 type NSQD struct {
-	TCPAddr  string
+	TCPAddr string
 	// HTTPAddr is the host:port of the HTTP API. When empty, topics and
 	// channels are not prepared or deleted (PUB and SUB create them) and
 	// a prefill is not waited for.
 	HTTPAddr string
-	PID      int    // 0 when unknown: no CPU or RSS figures
+	PID      int // 0 when unknown: no CPU or RSS figures
 	http     http.Client
 }
 
