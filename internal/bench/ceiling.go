@@ -267,7 +267,8 @@ type ceilingConn struct {
 
 	wmu     sync.Mutex
 	w       *bufio.Writer
-	closing bool // CLS received; under wmu (and s.mu in relay mode)
+	closing bool   // CLS received; under wmu (and s.mu in relay mode)
+	hdr     []byte // relay: message header being written; under wmu
 
 	ch       *ceilingChannel
 	rdy      atomic.Int64
@@ -582,8 +583,8 @@ func (c *ceilingConn) deliver(body []byte) error {
 	s.sent.Add(1)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	var hdr [wire.FrameHeaderLength + wire.MessageHeaderLength]byte
-	c.w.Write(wire.AppendMessageHeader(hdr[:0], time.Now().UnixNano(), 1, wire.EncodeID(s.nextID), len(body)))
+	c.hdr = wire.AppendMessageHeader(c.hdr[:0], time.Now().UnixNano(), 1, wire.EncodeID(s.nextID), len(body))
+	c.w.Write(c.hdr)
 	c.w.Write(body)
 	return c.w.Flush()
 }
