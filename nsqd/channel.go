@@ -43,6 +43,11 @@ type Channel struct {
 	// skipFrom/skipTo: when the cursor reaches skipFrom it jumps to skipTo.
 	skipFrom, skipTo uint64
 
+	// version counts changes of progress; savedVersion is the one on disk.
+	version      uint64
+	savedVersion uint64
+	savedOnce    bool
+
 	hasWaiters atomic.Bool
 	requeues   atomic.Uint64
 	timeouts   atomic.Uint64
@@ -170,6 +175,7 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 		}
 		limit := c.topic.readLimit()
 		var seg *segment
+		var sd *segData
 		for len(dst) < max && c.cursor < limit {
 			seq := c.cursor
 			if seq == c.skipFrom && c.skipTo > seq {
@@ -178,14 +184,18 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 				continue
 			}
 			c.cursor++
-			if seg == nil || !seg.contains(seq) {
-				seg = log.segmentFor(seq)
-				if seg == nil {
-					continue
-				}
+			var ok bool
+			if seg, sd, ok = log.residentFor(seg, sd, seq); !ok {
+				c.skipped++
+				continue
 			}
-			r, _ := seg.read(seq)
+			r, ok := seg.read(sd, seq)
+			if !ok {
+				c.skipped++
+				continue
+			}
 			if r.due > now {
+				c.version++
 				c.deferred.push(owned{seq: seq, due: r.due})
 				c.scanner.want(r.due)
 				continue
@@ -193,6 +203,7 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 			dst = c.deliverLocked(cn, dst, seq, r, 0, now, msgTimeout)
 		}
 		if len(dst) > 0 || len(dst) >= max {
+			c.version++
 			if registered {
 				c.removeWaiter(cn)
 			}
@@ -254,6 +265,7 @@ func (c *Channel) finish(cn *conn, ids []uint64, errs []error) int {
 		cn.inflightN.Add(-1)
 		done++
 	}
+	c.version++
 	c.mu.Unlock()
 	if c.e2e != nil {
 		now := time.Now().UnixNano()
@@ -279,6 +291,7 @@ func (c *Channel) requeue(cn *conn, id uint64, delay time.Duration) error {
 	r, _ := c.inflight.remove(id)
 	cn.inflightN.Add(-1)
 	c.requeues.Add(1)
+	c.version++
 	if delay <= 0 {
 		c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
 		c.signalLocked()
@@ -403,6 +416,7 @@ func (c *Channel) Empty() {
 	for _, cn := range c.consumers {
 		cn.emptied()
 	}
+	c.version++
 }
 
 // Pause stops delivery; Unpause resumes it.

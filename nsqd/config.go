@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/nsqx/nsqx/diskqueue"
 )
 
 // Config holds every nsqd option. Field comments give the NSQ flag name.
@@ -90,6 +92,10 @@ type Config struct {
 
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger `toml:"-"`
+
+	// FS is the filesystem the message logs are written through; nil
+	// means the operating system's. Tests inject faults here.
+	FS diskqueue.FS `toml:"-"`
 }
 
 // TLS-required modes, as NSQ numbers them.

@@ -25,6 +25,9 @@ type topicMeta struct {
 	Name     string        `json:"name"`
 	Paused   bool          `json:"paused"`
 	Channels []channelMeta `json:"channels"`
+	// PausedAt is where a paused topic holds its channels (nsqx only;
+	// NSQ ignores the field).
+	PausedAt uint64 `json:"nsqx_paused_at,omitempty"`
 }
 
 type channelMeta struct {
@@ -43,6 +46,9 @@ func (s *Server) metadata() metadata {
 			continue
 		}
 		tm := topicMeta{Name: t.name, Paused: t.Paused(), Channels: []channelMeta{}}
+		if tm.Paused {
+			tm.PausedAt = t.pausedAt.Load()
+		}
 		for _, c := range t.channelList() {
 			if c.ephemeral {
 				continue
@@ -78,7 +84,7 @@ func (s *Server) loadMetadata() error {
 		t := newTopic(tm.Name, s.cfg, s.scanner, s.hooks)
 		s.topics[tm.Name] = t
 		if tm.Paused {
-			t.pausedAt.Store(t.log.tail.Load())
+			t.pausedAt.Store(tm.PausedAt) // 0: unknown, settled by loadStore
 			t.paused.Store(true)
 		}
 		for _, cm := range tm.Channels {

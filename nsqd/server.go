@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/nsqx/nsqx/diskqueue"
 	"github.com/nsqx/nsqx/wire"
 )
 
@@ -42,6 +43,7 @@ type Server struct {
 	closing    atomic.Bool
 
 	scanner *scanner
+	fs      diskqueue.FS
 	hooks   *topicHooks
 	lookup  *lookups
 	ctx     context.Context // Run's context, for background work
@@ -68,7 +70,14 @@ func New(cfg *Config) (*Server, error) {
 		conns:     map[uint64]*conn{},
 	}
 	s.scanner = newScanner(s.topicList)
+	s.fs = cfg.FS
+	if s.fs == nil {
+		s.fs = diskqueue.OS
+	}
 	s.hooks = &topicHooks{
+		newStore:      s.newStore,
+		storeFailed:   s.storeFailed,
+		storeOK:       s.storeOK,
 		persist:       s.persist,
 		nodeID:        cfg.NodeID,
 		memQueueLimit: cfg.MemQueueSize,
@@ -91,6 +100,10 @@ func New(cfg *Config) (*Server, error) {
 	s.dirLock = lock
 	s.meta = newMetaWriter(cfg.DataPath, s.log)
 	if err := s.loadMetadata(); err != nil {
+		s.dirLock.Close()
+		return nil, err
+	}
+	if err := s.loadStores(); err != nil {
 		s.dirLock.Close()
 		return nil, err
 	}
@@ -161,6 +174,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	g.Go(func() error { return s.scanner.run(gctx) })
 	g.Go(func() error { return s.lookup.run(gctx) })
+	g.Go(func() error { return s.syncLoop(gctx) })
 	g.Go(func() error { return s.meta.run(gctx) })
 	g.Go(func() error { return s.acceptLoop(s.tcpLn) })
 	if s.httpLn != nil {
@@ -185,6 +199,10 @@ func (s *Server) Run(ctx context.Context) error {
 	err := g.Wait()
 	s.bgWG.Wait()
 	s.meta.writeNow(s.metadata())
+	if ferr := s.flushAll(); ferr != nil {
+		s.log.Error("saving messages at shutdown failed", "err", ferr)
+		err = errors.Join(err, ferr)
+	}
 	s.log.Info("stopped")
 	return err
 }
@@ -350,6 +368,7 @@ func (s *Server) DeleteTopic(name string) bool {
 	s.log.Info("topic deleted", "topic", name)
 	if !t.ephemeral {
 		s.persist()
+		t.removeFiles()
 	}
 	return true
 }

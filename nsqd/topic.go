@@ -42,6 +42,17 @@ type topicHooks struct {
 	topicEmptied  func(t *Topic) // an ephemeral topic lost its last channel
 	nodeID        int64
 	memQueueLimit int64
+	newStore      func(topic string) *logStore // nil result: memory only
+	storeFailed   func(err error)
+	storeOK       func()
+}
+
+// rolled runs when the log starts a new segment (writer, under t.mu):
+// free what no channel needs, then keep memory within --mem-queue-size by
+// spilling the oldest queued segments to disk.
+func (t *Topic) rolled() {
+	t.release()
+	t.log.enforce(t.hooks.memQueueLimit)
 }
 
 var errTopicExiting = errors.New("exiting")
@@ -51,13 +62,14 @@ func newTopic(name string, cfg *Config, sc *scanner, hooks *topicHooks) *Topic {
 		name:      name,
 		ephemeral: wire.IsEphemeral(name),
 		cfg:       cfg,
-		log:       newLog(),
+		log:       newLog(hooks.newStore(name)),
 		scanner:   sc,
 		hooks:     hooks,
 		channels:  map[string]*Channel{},
 	}
 	t.created = t.log.tail.Load()
 	t.chans.Store(&[]*Channel{})
+	t.log.onRoll = t.rolled
 	return t
 }
 
@@ -90,73 +102,87 @@ func (t *Topic) nextID(now int64) uint64 {
 
 // Publish appends one message. A positive delay defers it in every channel.
 func (t *Topic) Publish(body []byte, delay time.Duration) error {
-	now := time.Now().UnixNano()
 	var due int64
 	if delay > 0 {
-		due = now + int64(delay)
+		due = time.Now().Add(delay).UnixNano()
 	}
-	t.mu.Lock()
-	if t.deleted {
-		t.mu.Unlock()
-		return errTopicExiting
-	}
-	seq := t.log.tail.Load()
-	t.log.append(seq, now, t.nextID(now), due, body)
-	t.log.commit(seq + 1)
-	t.mu.Unlock()
-	t.msgBytes.Add(uint64(len(body)))
-	if due != 0 {
+	err := t.publish(1, uint64(len(body)), func(int) ([]byte, int64) { return body, due })
+	if err == nil && due != 0 {
 		t.scanner.want(due)
 	}
-	t.published()
-	return nil
+	return err
 }
 
 // PublishMPUB appends every message of an MPUB body that wire.SplitMPUB
 // has already validated, atomically: a channel sees all of them or none.
 func (t *Topic) PublishMPUB(body []byte) error {
-	now := time.Now().UnixNano()
 	n := int(binary.BigEndian.Uint32(body))
 	rest := body[4:]
-	var total uint64
-	t.mu.Lock()
-	if t.deleted {
-		t.mu.Unlock()
-		return errTopicExiting
-	}
-	seq := t.log.tail.Load()
-	for i := 0; i < n; i++ {
+	total := uint64(len(body) - 4 - 4*n)
+	return t.publish(n, total, func(int) ([]byte, int64) {
 		size := binary.BigEndian.Uint32(rest)
-		t.log.append(seq, now, t.nextID(now), 0, rest[4:4+size])
+		b := rest[4 : 4+size]
 		rest = rest[4+size:]
-		total += uint64(size)
-		seq++
-	}
-	t.log.commit(seq)
-	t.mu.Unlock()
-	t.msgBytes.Add(total)
-	t.published()
-	return nil
+		return b, 0
+	})
 }
 
 // PublishBodies appends several messages atomically (HTTP /mpub).
 func (t *Topic) PublishBodies(bodies [][]byte) error {
-	now := time.Now().UnixNano()
 	var total uint64
+	for _, b := range bodies {
+		total += uint64(len(b))
+	}
+	return t.publish(len(bodies), total, func(i int) ([]byte, int64) { return bodies[i], 0 })
+}
+
+// publish appends n messages from next under one lock, writes them to disk
+// in durable mode (fsyncing as --sync-every asks, shared with concurrent
+// publishers), then makes them visible to channels. Nothing is visible or
+// acknowledged unless all of it is stored as the mode promises.
+func (t *Topic) publish(n int, bytes uint64, next func(i int) ([]byte, int64)) error {
+	now := time.Now().UnixNano()
 	t.mu.Lock()
 	if t.deleted {
 		t.mu.Unlock()
 		return errTopicExiting
 	}
-	seq := t.log.tail.Load()
-	for _, b := range bodies {
-		t.log.append(seq, now, t.nextID(now), 0, b)
-		total += uint64(len(b))
-		seq++
+	l := t.log
+	start := l.next
+	seq := start
+	var err error
+	for i := 0; i < n && err == nil; i++ {
+		body, due := next(i)
+		if err = l.append(seq, now, t.nextID(now), due, body); err == nil {
+			seq++
+			l.next = seq
+		}
 	}
-	t.log.commit(seq)
+	if err != nil {
+		l.abort(start)
+	} else {
+		err = l.persist(start)
+	}
+	if err != nil {
+		t.mu.Unlock()
+		t.hooks.storeFailed(err)
+		return err
+	}
+	if l.store == nil || !l.store.durable || t.cfg.SyncEvery > 1 {
+		l.commit(seq) // under the lock: cheap, in order
+	}
 	t.mu.Unlock()
-	t.msgBytes.Add(total)
+	if st := l.store; st != nil && st.durable && (t.cfg.SyncEvery == 1 || st.needSync()) {
+		if err := st.syncUpTo(seq); err != nil {
+			t.hooks.storeFailed(err)
+			if t.cfg.SyncEvery == 1 {
+				return err
+			}
+		}
+		l.commit(seq)
+	}
+	t.hooks.storeOK()
+	t.msgBytes.Add(bytes)
 	t.published()
 	return nil
 }
@@ -252,6 +278,7 @@ func (t *Topic) DeleteChannel(name string) bool {
 	}
 	if !c.ephemeral {
 		t.hooks.persist()
+		t.removeChannelFile(name)
 	}
 	t.release()
 	if last && t.ephemeral && t.hooks.topicEmptied != nil {

@@ -1,0 +1,128 @@
+package nsqd
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/nsqx/nsqx/diskqueue"
+)
+
+// A channel's progress on disk, <topic dir>/<channel>.chan, written
+// atomically (temp file, fsync, rename):
+//
+//	magic    "NSQXCH01"
+//	cursor   uint64 LE   next log seq the channel has not handed out
+//	skip     2 × uint64  a pending jump (emptied paused topic), or zeros
+//	count    uint32 LE
+//	entries  count × (seq uint64, due int64, attempts uint16)
+//	crc      uint32 LE   CRC-32C of everything before it
+//
+// Entries are the messages the channel owns behind its cursor: deferred
+// ones with their due time, and requeued or in-flight ones with due 0
+// (in flight at shutdown means ready again at start).
+
+var chanMagic = [8]byte{'N', 'S', 'Q', 'X', 'C', 'H', '0', '1'}
+
+const chanEntry = 8 + 8 + 2
+
+func chanFile(dir, name string) string { return filepath.Join(dir, name+".chan") }
+
+// encodeState serialises the channel's progress. Caller holds c.mu.
+func (c *Channel) encodeStateLocked() []byte {
+	n := c.inflight.len() + c.requeued.len() + len(c.deferred)
+	b := make([]byte, 0, 8+8+16+4+n*chanEntry+4)
+	b = append(b, chanMagic[:]...)
+	b = binary.LittleEndian.AppendUint64(b, c.cursor)
+	b = binary.LittleEndian.AppendUint64(b, c.skipFrom)
+	b = binary.LittleEndian.AppendUint64(b, c.skipTo)
+	b = binary.LittleEndian.AppendUint32(b, uint32(n))
+	add := func(seq uint64, due int64, attempts uint16) {
+		b = binary.LittleEndian.AppendUint64(b, seq)
+		b = binary.LittleEndian.AppendUint64(b, uint64(due))
+		b = binary.LittleEndian.AppendUint16(b, attempts)
+	}
+	for _, slot := range c.inflight.heap {
+		m := &c.inflight.slab[slot]
+		add(m.seq, 0, m.attempts)
+	}
+	c.requeued.each(func(o owned) { add(o.seq, 0, o.attempts) })
+	for _, o := range c.deferred {
+		add(o.seq, o.due, o.attempts)
+	}
+	return binary.LittleEndian.AppendUint32(b, diskqueue.Checksum(b))
+}
+
+// saveState writes the channel's progress if it changed since the last
+// save.
+func (c *Channel) saveState(fs diskqueue.FS, dir string) error {
+	c.mu.Lock()
+	v := c.version
+	if v == c.savedVersion && c.savedOnce {
+		c.mu.Unlock()
+		return nil
+	}
+	b := c.encodeStateLocked()
+	c.mu.Unlock()
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
+	if err := diskqueue.WriteFileAtomic(fs, chanFile(dir, c.name), b); err != nil {
+		return fmt.Errorf("save channel %s: %w", c.name, err)
+	}
+	c.mu.Lock()
+	c.savedVersion, c.savedOnce = v, true
+	c.mu.Unlock()
+	return nil
+}
+
+var errBadState = errors.New("bad channel state file")
+
+// restoreState loads a channel's progress; tail bounds what may be
+// referenced (records beyond it were lost with the crash of a memory-mode
+// nsqd).
+func (c *Channel) restoreState(b []byte, head, tail uint64) error {
+	if len(b) < 8+8+16+4+4 || [8]byte(b[:8]) != chanMagic {
+		return errBadState
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if diskqueue.Checksum(body) != sum {
+		return fmt.Errorf("%w: checksum mismatch", errBadState)
+	}
+	p := body[8:]
+	cursor := binary.LittleEndian.Uint64(p)
+	skipFrom := binary.LittleEndian.Uint64(p[8:])
+	skipTo := binary.LittleEndian.Uint64(p[16:])
+	n := int(binary.LittleEndian.Uint32(p[24:]))
+	p = p[28:]
+	if len(p) != n*chanEntry {
+		return fmt.Errorf("%w: %d entries do not fit", errBadState, n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cursor = min(max(cursor, head), tail)
+	c.base = c.cursor
+	if skipFrom >= c.cursor && skipTo <= tail {
+		c.skipFrom, c.skipTo = skipFrom, skipTo
+	}
+	for i := 0; i < n; i++ {
+		e := p[i*chanEntry:]
+		o := owned{
+			seq:      binary.LittleEndian.Uint64(e),
+			due:      int64(binary.LittleEndian.Uint64(e[8:])),
+			attempts: binary.LittleEndian.Uint16(e[16:]),
+		}
+		if o.seq < head || o.seq >= tail {
+			continue
+		}
+		if o.due != 0 {
+			c.deferred.push(o)
+			c.scanner.want(o.due)
+		} else {
+			c.requeued.push(o)
+		}
+	}
+	c.savedOnce = true
+	return nil
+}

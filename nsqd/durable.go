@@ -1,0 +1,188 @@
+package nsqd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nsqx/nsqx/wire"
+)
+
+// storeRoot is where topics' logs live: <data-path>/nsqx/<topic>/.
+func (s *Server) storeRoot() string { return filepath.Join(s.cfg.DataPath, "nsqx") }
+
+func (s *Server) newStore(topic string) *logStore {
+	if wire.IsEphemeral(topic) {
+		return nil
+	}
+	return &logStore{
+		fs:         s.fs,
+		dir:        filepath.Join(s.storeRoot(), topic),
+		durable:    s.cfg.MemQueueSize == 0,
+		syncEvery:  s.cfg.SyncEvery,
+		memLimit:   s.cfg.MemQueueSize,
+		maxPayload: int(s.cfg.MaxMsgSize) + payloadHeader + 8,
+		log:        s.log.With("topic", topic),
+	}
+}
+
+func (s *Server) storeFailed(err error) {
+	msg := "NOK - " + err.Error()
+	s.health.Store(&msg)
+	s.log.Error("storing messages failed", "err", err)
+}
+
+func (s *Server) storeOK() {
+	if h := s.health.Load(); *h != "OK" {
+		ok := "OK"
+		s.health.CompareAndSwap(h, &ok)
+	}
+}
+
+// syncLoop fsyncs what was written but not yet synced, and saves channel
+// progress in durable mode, every --sync-timeout.
+func (s *Server) syncLoop(ctx context.Context) error {
+	tick := time.NewTicker(s.cfg.SyncTimeout)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for _, t := range s.topicList() {
+			st := t.log.store
+			if st == nil {
+				continue
+			}
+			if err := st.syncIfPending(); err != nil {
+				s.storeFailed(err)
+			}
+			if st.durable {
+				t.saveChannels()
+			}
+		}
+	}
+}
+
+// saveChannels writes every non-ephemeral channel's progress.
+func (t *Topic) saveChannels() error {
+	st := t.log.store
+	if st == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range t.channelList() {
+		if c.ephemeral {
+			continue
+		}
+		if err := c.saveState(st.fs, st.dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flushAll is the last step of a clean shutdown: every topic's messages
+// reach disk and every channel's progress (in flight, requeued, deferred
+// with due times) is saved.
+func (s *Server) flushAll() error {
+	var errs []error
+	for _, t := range s.topicList() {
+		st := t.log.store
+		if st == nil {
+			continue
+		}
+		t.mu.Lock()
+		if err := st.flushAll(t.log); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.name, err))
+		}
+		t.mu.Unlock()
+		if err := t.saveChannels(); err != nil {
+			errs = append(errs, fmt.Errorf("topic %s: %w", t.name, err))
+		}
+		st.closeFiles(t.log)
+	}
+	return errors.Join(errs...)
+}
+
+// removeFiles deletes a deleted topic's directory.
+func (t *Topic) removeFiles() {
+	if st := t.log.store; st != nil {
+		st.closeFiles(t.log)
+		if err := st.fs.RemoveAll(st.dir); err != nil {
+			st.log.Warn("removing topic files failed", "err", err)
+		}
+	}
+}
+
+// removeChannelFile deletes a deleted channel's progress file.
+func (t *Topic) removeChannelFile(name string) {
+	if st := t.log.store; st != nil {
+		st.fs.Remove(chanFile(st.dir, name))
+	}
+}
+
+// loadStores opens each topic's log and each channel's progress. Topic
+// directories without an entry in nsqd.dat (a crash before it was written)
+// are loaded too, with the channels their progress files name.
+func (s *Server) loadStores() error {
+	names, err := s.fs.List(s.storeRoot())
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !wire.ValidName(n) || wire.IsEphemeral(n) || s.topics[n] != nil {
+			continue
+		}
+		t := newTopic(n, s.cfg, s.scanner, s.hooks)
+		s.topics[n] = t
+		files, _ := s.fs.List(filepath.Join(s.storeRoot(), n))
+		for _, f := range files {
+			if c, ok := strings.CutSuffix(f, ".chan"); ok && wire.ValidName(c) && t.channels[c] == nil {
+				t.channels[c] = newChannel(t, c, 1)
+			}
+		}
+		t.snapshotLocked()
+		s.log.Warn("recovered topic missing from metadata", "topic", n)
+	}
+	var errs []error
+	for _, t := range s.topics {
+		if err := t.loadStore(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadStore opens the topic's segments and restores its channels.
+func (t *Topic) loadStore() error {
+	st := t.log.store
+	if st == nil {
+		return nil
+	}
+	if err := st.open(t.log); err != nil {
+		return fmt.Errorf("topic %s: %w", t.name, err)
+	}
+	head, tail := t.log.headSeq(), t.log.tail.Load()
+	t.created = head
+	if t.paused.Load() {
+		if p := t.pausedAt.Load(); p == 0 || p > tail {
+			t.pausedAt.Store(tail)
+		}
+	}
+	for _, c := range t.channelList() {
+		c.cursor, c.base = head, head
+		b, err := st.fs.ReadFile(chanFile(st.dir, c.name))
+		if err != nil {
+			continue // no progress saved: deliver everything retained
+		}
+		if err := c.restoreState(b, head, tail); err != nil {
+			st.log.Error("channel progress unreadable; redelivering everything retained", "channel", c.name, "err", err)
+		}
+	}
+	return nil
+}
