@@ -59,11 +59,11 @@ type segment struct {
 	res  atomic.Pointer[segData]
 
 	// Writer-only (under Topic.mu).
-	used      int  // bytes written to the tail buffer
-	n         int  // records in the tail buffer
-	sealed    bool // no more appends
-	persisted  int // bytes of data known to be in the file
-	persistedN int // records known to be in the file
+	used       int  // bytes written to the tail buffer
+	n          int  // records in the tail buffer
+	sealed     bool // no more appends
+	persisted  int  // bytes of data known to be in the file
+	persistedN int  // records known to be in the file
 	file       segFile
 }
 
