@@ -43,6 +43,14 @@ type Channel struct {
 	// skipFrom/skipTo: when the cursor reaches skipFrom it jumps to skipTo.
 	skipFrom, skipTo uint64
 
+	// journal records REQ-with-delay between progress saves in durable
+	// mode (see chanstate.go); ahead holds seqs at or beyond the cursor that
+	// a replayed journal already deferred.
+	journal    segFile
+	journalOff int64
+	journalFS  journalOpener
+	ahead      map[uint64]bool
+
 	// version counts changes of progress; savedVersion is the one on disk.
 	version      uint64
 	savedVersion uint64
@@ -55,7 +63,7 @@ type Channel struct {
 }
 
 func newChannel(t *Topic, name string, start uint64) *Channel {
-	return &Channel{
+	c := &Channel{
 		name:      name,
 		topic:     t,
 		ephemeral: wire.IsEphemeral(name),
@@ -65,6 +73,10 @@ func newChannel(t *Topic, name string, start uint64) *Channel {
 		consumers: map[uint64]*conn{},
 		e2e:       newLatencyWindow(t.cfg),
 	}
+	if st := t.log.store; st != nil && st.durable && !c.ephemeral {
+		c.journalFS = st.openJournal
+	}
+	return c
 }
 
 // Name returns the channel's name.
@@ -184,6 +196,10 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 				continue
 			}
 			c.cursor++
+			if c.ahead != nil && c.ahead[seq] {
+				delete(c.ahead, seq)
+				continue
+			}
 			var ok bool
 			if seg, sd, ok = log.residentFor(seg, sd, seq); !ok {
 				c.skipped++
@@ -298,7 +314,9 @@ func (c *Channel) requeue(cn *conn, id uint64, delay time.Duration) error {
 		return nil
 	}
 	due := time.Now().Add(delay).UnixNano()
-	c.deferred.push(owned{seq: r.seq, due: due, attempts: r.attempts})
+	o := owned{seq: r.seq, due: due, attempts: r.attempts}
+	c.journalDeferLocked(o)
+	c.deferred.push(o)
 	c.scanner.want(due)
 	return nil
 }

@@ -55,7 +55,8 @@ func (c *Channel) encodeStateLocked() []byte {
 }
 
 // saveState writes the channel's progress if it changed since the last
-// save.
+// save, then empties the REQ journal if nothing was added to it meanwhile
+// (otherwise the next save does).
 func (c *Channel) saveState(fs diskqueue.FS, dir string) error {
 	c.mu.Lock()
 	v := c.version
@@ -64,6 +65,7 @@ func (c *Channel) saveState(fs diskqueue.FS, dir string) error {
 		return nil
 	}
 	b := c.encodeStateLocked()
+	jlen := c.journalOff
 	c.mu.Unlock()
 	if err := fs.MkdirAll(dir); err != nil {
 		return err
@@ -73,8 +75,98 @@ func (c *Channel) saveState(fs diskqueue.FS, dir string) error {
 	}
 	c.mu.Lock()
 	c.savedVersion, c.savedOnce = v, true
+	if c.journal != nil && c.journalOff == jlen && jlen > 0 {
+		if err := c.journal.Truncate(0); err == nil {
+			c.journalOff = 0
+		}
+	}
 	c.mu.Unlock()
 	return nil
+}
+
+// journalOpener opens a channel's REQ journal; nil outside durable mode.
+type journalOpener func(name string) (segFile, int64, error)
+
+// journalDeferLocked appends a REQ-with-delay to the journal before it
+// takes effect, so that a crash before the next progress save does not
+// deliver the message before its due time. Caller holds c.mu.
+func (c *Channel) journalDeferLocked(o owned) {
+	if c.journalFS == nil || c.ephemeral {
+		return
+	}
+	if c.journal == nil {
+		f, off, err := c.journalFS(c.name)
+		if err != nil {
+			return
+		}
+		c.journal, c.journalOff = f, off
+	}
+	var e [chanEntry]byte
+	binary.LittleEndian.PutUint64(e[0:], o.seq)
+	binary.LittleEndian.PutUint64(e[8:], uint64(o.due))
+	binary.LittleEndian.PutUint16(e[16:], o.attempts)
+	if _, err := c.journal.WriteAt(e[:], c.journalOff); err == nil {
+		c.journalOff += chanEntry
+	}
+}
+
+func journalFile(dir, name string) string { return filepath.Join(dir, name+".req") }
+
+// replayJournal applies a REQ journal on top of restored progress: each
+// entry defers its message until its due time.
+func (c *Channel) replayJournal(b []byte, head, tail uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dues := map[uint64]owned{}
+	for len(b) >= chanEntry {
+		o := owned{
+			seq:      binary.LittleEndian.Uint64(b),
+			due:      int64(binary.LittleEndian.Uint64(b[8:])),
+			attempts: binary.LittleEndian.Uint16(b[16:]),
+		}
+		b = b[chanEntry:]
+		if o.seq >= head && o.seq < tail && o.due > 0 {
+			dues[o.seq] = o
+		}
+	}
+	if len(dues) == 0 {
+		return
+	}
+	// Drop the ready copies the snapshot had of these messages.
+	var keep fifo
+	c.requeued.each(func(o owned) {
+		if _, ok := dues[o.seq]; !ok {
+			keep.push(o)
+		}
+	})
+	c.requeued = keep
+	kept := c.deferred[:0]
+	for _, o := range c.deferred {
+		if _, ok := dues[o.seq]; !ok {
+			kept = append(kept, o)
+		}
+	}
+	c.deferred = kept
+	for seq, o := range dues {
+		c.deferred.push(o)
+		c.scanner.want(o.due)
+		if seq >= c.cursor {
+			if c.ahead == nil {
+				c.ahead = map[uint64]bool{}
+			}
+			c.ahead[seq] = true
+		}
+	}
+}
+
+// closeJournal closes the REQ journal file.
+func (c *Channel) closeJournal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.journal != nil {
+		c.journal.Close()
+		c.journal = nil
+	}
 }
 
 var errBadState = errors.New("bad channel state file")
@@ -115,6 +207,14 @@ func (c *Channel) restoreState(b []byte, head, tail uint64) error {
 		}
 		if o.seq < head || o.seq >= tail {
 			continue
+		}
+		if o.seq >= c.cursor {
+			// Owned beyond the cursor (a replayed journal did that
+			// before this save): the cursor must not hand it out again.
+			if c.ahead == nil {
+				c.ahead = map[uint64]bool{}
+			}
+			c.ahead[o.seq] = true
 		}
 		if o.due != 0 {
 			c.deferred.push(o)

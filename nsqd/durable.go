@@ -61,11 +61,38 @@ func (s *Server) syncLoop(ctx context.Context) error {
 			if err := st.syncIfPending(); err != nil {
 				s.storeFailed(err)
 			}
-			if st.durable {
-				t.saveChannels()
+			if err := t.saveChannelsIfDurable(); err != nil {
+				s.log.Error("saving channel progress failed", "topic", t.name, "err", err)
 			}
 		}
 	}
+}
+
+func (t *Topic) saveChannelsIfDurable() error {
+	if st := t.log.store; st == nil || !st.durable {
+		return nil
+	}
+	return t.saveChannels()
+}
+
+// openJournal opens (creating) a channel's REQ journal for appending.
+func (st *logStore) openJournal(name string) (segFile, int64, error) {
+	if err := st.fs.MkdirAll(st.dir); err != nil {
+		return nil, 0, err
+	}
+	p := journalFile(st.dir, name)
+	f, err := st.fs.Open(p)
+	if err != nil {
+		if f, err = st.fs.Create(p); err != nil {
+			return nil, 0, err
+		}
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, size - size%chanEntry, nil
 }
 
 // saveChannels writes every non-ephemeral channel's progress.
@@ -104,6 +131,9 @@ func (s *Server) flushAll() error {
 		if err := t.saveChannels(); err != nil {
 			errs = append(errs, fmt.Errorf("topic %s: %w", t.name, err))
 		}
+		for _, c := range t.channelList() {
+			c.closeJournal()
+		}
 		st.closeFiles(t.log)
 	}
 	return errors.Join(errs...)
@@ -119,10 +149,11 @@ func (t *Topic) removeFiles() {
 	}
 }
 
-// removeChannelFile deletes a deleted channel's progress file.
+// removeChannelFile deletes a deleted channel's progress and journal.
 func (t *Topic) removeChannelFile(name string) {
 	if st := t.log.store; st != nil {
 		st.fs.Remove(chanFile(st.dir, name))
+		st.fs.Remove(journalFile(st.dir, name))
 	}
 }
 
@@ -176,12 +207,13 @@ func (t *Topic) loadStore() error {
 	}
 	for _, c := range t.channelList() {
 		c.cursor, c.base = head, head
-		b, err := st.fs.ReadFile(chanFile(st.dir, c.name))
-		if err != nil {
-			continue // no progress saved: deliver everything retained
+		if b, err := st.fs.ReadFile(chanFile(st.dir, c.name)); err == nil {
+			if err := c.restoreState(b, head, tail); err != nil {
+				st.log.Error("channel progress unreadable; redelivering everything retained", "channel", c.name, "err", err)
+			}
 		}
-		if err := c.restoreState(b, head, tail); err != nil {
-			st.log.Error("channel progress unreadable; redelivering everything retained", "channel", c.name, "err", err)
+		if j, err := st.fs.ReadFile(journalFile(st.dir, c.name)); err == nil && len(j) > 0 {
+			c.replayJournal(j, head, tail)
 		}
 	}
 	return nil

@@ -273,6 +273,7 @@ func (t *Topic) DeleteChannel(name string) bool {
 	last := len(t.channels) == 0
 	t.mu.Unlock()
 	c.close()
+	c.closeJournal()
 	if t.hooks.channelGone != nil {
 		t.hooks.channelGone(t, c)
 	}
