@@ -439,19 +439,23 @@ func (c *client) pace(ctx context.Context, topic string, rate, size int, base ti
 	var done atomic.Bool
 	var readErr error
 	var wg sync.WaitGroup
+	// finished reports whether every message sent is acknowledged: the
+	// sender closes the connection then, and errors are no longer errors.
+	finished := func() bool { return done.Load() && acked.Load() == total.Load() }
 	wg.Go(func() {
 		for {
 			typ, data, err := c.readFrame()
 			switch {
 			case err != nil:
-				if done.Load() && acked.Load() == total.Load() {
-					return // closed below once all was acknowledged
+				if !finished() {
+					readErr = fmt.Errorf("publish: waiting for OK: %w", err)
 				}
-				readErr = fmt.Errorf("publish: waiting for OK: %w", err)
 				return
 			case typ == wire.FrameResponse && isHeartbeat(data):
 				if err := c.send(nopCommand); err != nil {
-					readErr = err
+					if !finished() {
+						readErr = fmt.Errorf("publish: NOP: %w", err)
+					}
 					return
 				}
 			case typ == wire.FrameResponse:
