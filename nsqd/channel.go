@@ -176,6 +176,10 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 	if c.paused || c.deleted {
 		return dst
 	}
+	// The consumer's in-flight count rises under the lock that Empty
+	// resets it under.
+	start := len(dst)
+	defer func() { cn.inflightN.Add(int64(len(dst) - start)) }()
 	for registered := false; ; {
 		for len(dst) < max && c.requeued.len() > 0 {
 			o := c.requeued.pop()
