@@ -125,6 +125,8 @@ type v1Client struct {
 	r    *bufio.Reader
 }
 
+func newReader(conn net.Conn) *bufio.Reader { return bufio.NewReader(conn) }
+
 // dial connects without sending the magic.
 func dial(t *testing.T, s *Server) *v1Client {
 	t.Helper()
@@ -134,7 +136,7 @@ func dial(t *testing.T, s *Server) *v1Client {
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(testTimeout))
-	return &v1Client{t: t, conn: conn.(*net.TCPConn), r: bufio.NewReader(conn)}
+	return &v1Client{t: t, conn: conn.(*net.TCPConn), r: newReader(conn)}
 }
 
 // dialV1 connects and sends the magic.
@@ -217,23 +219,40 @@ type httpResult struct {
 	body   string
 }
 
+// do sends one request and fails the test on a transport error or a
+// response without X-NSQ-Content-Type.
 func do(t *testing.T, s *Server, method, path string) httpResult {
 	t.Helper()
-	req, err := http.NewRequest(method, "http://"+s.HTTPAddr().String()+path, nil)
+	r, err := request(s, method, path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// request is do for goroutines other than the test's: it returns errors.
+func request(s *Server, method, path string) (httpResult, error) {
+	req, err := http.NewRequest(method, "http://"+s.HTTPAddr().String()+path, nil)
+	if err != nil {
+		return httpResult{}, err
 	}
 	client := &http.Client{Timeout: testTimeout}
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return httpResult{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
+		return httpResult{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
-	return httpResult{code: res.StatusCode, header: res.Header, body: string(body)}
+	r := httpResult{code: res.StatusCode, header: res.Header, body: string(body)}
+	// Every response, whatever its route or status, must carry this, or
+	// go-nsq falls back to the legacy response wrapper.
+	if got := res.Header.Get("X-NSQ-Content-Type"); got != "nsq; version=1.0" {
+		return r, fmt.Errorf("%s %s: X-NSQ-Content-Type = %q, want %q", method, path, got, "nsq; version=1.0")
+	}
+	return r, nil
 }
 
 // get returns the body of a GET that must answer 200.
