@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nsqx/nsqx/internal/bench"
+	"github.com/nsqx/nsqx/wire"
 )
 
 // testConfig is a small, fast configuration. Counts are chosen so batches
@@ -290,6 +292,98 @@ func TestUnresponsiveServer(t *testing.T) {
 		r, err := bench.RunWorkload(t.Context(), cfg, wl, target)
 		if err == nil || r.Error == "" {
 			t.Errorf("RunWorkload(%s) against a silent server = %+v, %v; want an error", wl, r, err)
+		}
+	}
+}
+
+// heartbeatOnly serves one connection the way a stuck server might: it
+// answers IDENTIFY and SUB, then only ever sends heartbeats.
+func heartbeatOnly(nc net.Conn, stop <-chan struct{}) {
+	defer nc.Close()
+	var wmu sync.Mutex
+	write := func(b []byte) {
+		wmu.Lock()
+		nc.Write(b)
+		wmu.Unlock()
+	}
+	hbDone := make(chan struct{})
+	defer func() { <-hbDone }()
+	readDone := make(chan struct{})
+	defer close(readDone)
+	go func() {
+		defer close(hbDone)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				nc.Close()
+				return
+			case <-readDone:
+				return
+			case <-tick.C:
+				write(wire.AppendFrame(nil, wire.FrameResponse, wire.Heartbeat))
+			}
+		}
+	}()
+	r := bufio.NewReader(nc)
+	if _, err := io.ReadFull(r, make([]byte, 4)); err != nil {
+		return
+	}
+	for {
+		line, err := wire.ReadLine(r)
+		if err != nil {
+			return
+		}
+		name, _, _ := strings.Cut(string(line), " ")
+		switch name {
+		case "IDENTIFY", "PUB", "MPUB", "DPUB":
+			size, err := wire.ReadSize(r)
+			if err != nil || size < 0 {
+				return
+			}
+			if _, err := r.Discard(int(size)); err != nil {
+				return
+			}
+		}
+		if name == "IDENTIFY" || name == "SUB" {
+			write(wire.AppendFrame(nil, wire.FrameResponse, wire.OK))
+		}
+	}
+}
+
+// TestHeartbeatOnlyServer checks that a server that keeps connections alive
+// but never acknowledges, delivers or answers CLS fails every workload
+// instead of hanging it.
+func TestHeartbeatOnlyServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { heartbeatOnly(c, stop) })
+		}
+	})
+	defer func() {
+		ln.Close()
+		close(stop)
+		wg.Wait()
+	}()
+
+	cfg := testConfig()
+	cfg.Timeout = 300 * time.Millisecond
+	target := bench.NewNSQD(ln.Addr().String(), "", 0, cfg.Timeout)
+	for _, wl := range bench.Workloads {
+		r, err := bench.RunWorkload(t.Context(), cfg, wl, target)
+		if err == nil || r.Error == "" {
+			t.Errorf("RunWorkload(%s) against a heartbeat-only server = %+v, %v; want an error", wl, r, err)
 		}
 	}
 }

@@ -58,6 +58,10 @@ type client struct {
 	wmu sync.Mutex
 	w   *bufio.Writer
 	big []byte // frames larger than r's buffer are read into this
+
+	// timeout bounds every read and write, and also how long a reply
+	// may take while the server sends only heartbeats.
+	timeout time.Duration
 }
 
 // dial connects to addr and sends the V2 magic.
@@ -69,9 +73,10 @@ func dial(ctx context.Context, addr string, timeout time.Duration) (*client, err
 	}
 	dc := deadlineConn{Conn: nc, timeout: timeout}
 	c := &client{
-		nc: nc,
-		r:  bufio.NewReaderSize(dc, readBufferSize),
-		w:  bufio.NewWriterSize(dc, writeBufferSize),
+		nc:      nc,
+		r:       bufio.NewReaderSize(dc, readBufferSize),
+		w:       bufio.NewWriterSize(dc, writeBufferSize),
+		timeout: timeout,
 	}
 	c.w.Write(wire.MagicV2)
 	if err := c.w.Flush(); err != nil {
@@ -141,6 +146,7 @@ var nopCommand = []byte("NOP\n")
 // (answering heartbeats with NOP) and returns a copy of it. It is used
 // during setup, where message frames are not expected.
 func (c *client) response() ([]byte, error) {
+	deadline := time.Now().Add(c.timeout)
 	for {
 		typ, data, err := wire.ReadFrame(c.r, maxFrameSize)
 		if err != nil {
@@ -149,6 +155,9 @@ func (c *client) response() ([]byte, error) {
 		switch typ {
 		case wire.FrameResponse:
 			if isHeartbeat(data) {
+				if time.Now().After(deadline) {
+					return nil, errNoReply
+				}
 				if err := c.send(nopCommand); err != nil {
 					return nil, err
 				}
@@ -225,8 +234,6 @@ func (c *client) subscribe(topic, channel string) error {
 	return nil
 }
 
-// isTimeout reports whether err is a deadline expiry.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
+// errNoReply is returned when a server keeps a connection alive with
+// heartbeats but does not answer within the timeout.
+var errNoReply = errors.New("no reply within the timeout (only heartbeats)")

@@ -37,9 +37,13 @@ func (cs *consumer) run(ctx context.Context) error {
 	c := cs.c
 	// Stop is asked from outside the read loop: CLS goes out when ctx ends
 	// and the loop ends when CLOSE_WAIT comes back.
+	// The CLOSE_WAIT must come within the timeout, even if the server
+	// keeps sending heartbeats or messages.
 	clsDone := make(chan struct{})
+	var stopBy atomic.Int64
 	stop := context.AfterFunc(ctx, func() {
 		defer close(clsDone)
+		stopBy.Store(time.Now().Add(c.timeout).UnixNano())
 		c.send(clsCommand)
 	})
 	defer func() {
@@ -59,6 +63,9 @@ func (cs *consumer) run(ctx context.Context) error {
 	// runs whenever the next frame is not buffered yet, just before the
 	// read loop would wait for the network.
 	flush := func() error {
+		if by := stopBy.Load(); by != 0 && time.Now().UnixNano() > by {
+			return fmt.Errorf("waiting for CLOSE_WAIT: %w", errNoReply)
+		}
 		if len(out) > 0 {
 			c.wmu.Lock()
 			c.w.Write(out)

@@ -94,6 +94,7 @@ func (c *client) publish(ctx context.Context, next grant, depth int, acked *atom
 	// the order they were sent (responses come back in the same order).
 	outstanding := make([]int64, 0, depth)
 	done := false
+	lastOK := time.Now()
 	for {
 		if !done && len(outstanding) < depth {
 			b, ok := next(ctx)
@@ -118,7 +119,11 @@ func (c *client) publish(ctx context.Context, next grant, depth int, acked *atom
 		case typ == wire.FrameResponse && bytes.Equal(data, wire.OK):
 			acked.Add(outstanding[0])
 			outstanding = append(outstanding[:0], outstanding[1:]...)
+			lastOK = time.Now()
 		case typ == wire.FrameResponse && isHeartbeat(data):
+			if time.Since(lastOK) > c.timeout {
+				return fmt.Errorf("publish: %w", errNoReply)
+			}
 			c.w.Write(nopCommand)
 			if err := c.w.Flush(); err != nil {
 				return fmt.Errorf("publish: %w", err)

@@ -437,6 +437,7 @@ func (c *client) pace(ctx context.Context, topic string, rate, size int, base ti
 
 	var total atomic.Int64 // messages sent, once done
 	var done atomic.Bool
+	var doneAt atomic.Int64 // when done was set, in unix nanoseconds
 	var readErr error
 	var wg sync.WaitGroup
 	// finished reports whether every message sent is acknowledged: the
@@ -452,6 +453,11 @@ func (c *client) pace(ctx context.Context, topic string, rate, size int, base ti
 				}
 				return
 			case typ == wire.FrameResponse && isHeartbeat(data):
+				if done.Load() && time.Now().UnixNano()-doneAt.Load() > int64(c.timeout) {
+					readErr = fmt.Errorf("publish: %w", errNoReply)
+					c.Close()
+					return
+				}
 				if err := c.send(nopCommand); err != nil {
 					if !finished() {
 						readErr = fmt.Errorf("publish: NOP: %w", err)
@@ -495,6 +501,7 @@ func (c *client) pace(ctx context.Context, topic string, rate, size int, base ti
 		sent.Add(1)
 	}
 	total.Store(sent.Load())
+	doneAt.Store(time.Now().UnixNano())
 	done.Store(true)
 	if acked.Load() == total.Load() || sendErr != nil {
 		c.Close() // wakes the reader: nothing more will come
