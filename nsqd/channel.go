@@ -254,7 +254,6 @@ func (c *Channel) deliverLocked(cn *conn, dst []delivery, seq uint64, r record, 
 	if !c.inflight.add(inflight{id: r.id, seq: seq, client: cn.id, delivered: now, deadline: deadline, attempts: attempts}) {
 		return dst
 	}
-	cn.inflightN.Add(1)
 	c.scanner.want(deadline)
 	return append(dst, delivery{id: r.id, ts: r.ts, attempts: attempts, body: r.body})
 }
