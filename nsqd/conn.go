@@ -415,7 +415,7 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 		return wire.OK, nil
 	}
 	level := 6
-	if req.DeflateLevel > 0 {
+	if req.Deflate && cfg.DeflateEnabled && req.DeflateLevel > 0 { // NSQ: only a negotiated deflate
 		level = req.DeflateLevel
 	}
 	level = min(level, cfg.MaxDeflateLevel)
@@ -576,7 +576,7 @@ func (c *conn) fin(p [][]byte) *wire.Error {
 			break
 		}
 		next, ok := wire.DecodeID(b[4 : 4+wire.IDLength])
-		if !ok {
+		if !ok || wire.EncodeID(next) != wire.ID(b[4:4+wire.IDLength]) { // errors echo the ID as sent
 			break
 		}
 		c.ids = append(c.ids, next)
