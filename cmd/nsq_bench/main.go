@@ -75,6 +75,7 @@ func parse(args []string, stderr io.Writer) (*bench.Config, bool, error) {
 	fs.IntVar(&cfg.Rate, "rate", cfg.Rate, "messages per second of the latency workload")
 	fs.IntVar(&cfg.Channels, "channels", cfg.Channels, "channels of the fanout workload")
 	fs.StringVar(&cfg.Topic, "topic", cfg.Topic, "topic name prefix; each workload uses <prefix>_<workload>, deleted after the run")
+	fs.IntVar(&cfg.Repeat, "repeat", cfg.Repeat, "runs of each workload against each target, alternating; the median run is reported")
 	fs.IntVar(&cfg.Pipeline, "pipeline", cfg.Pipeline, "MPUB commands a publisher may leave unacknowledged")
 	fs.Int64Var(&cfg.Backlog, "backlog", cfg.Backlog, "pubsub and fanout: undelivered messages (per channel) above which publishers wait")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "deadline of every network read, write, dial and HTTP call")

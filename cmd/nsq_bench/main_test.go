@@ -451,3 +451,26 @@ func TestParseDefaults(t *testing.T) {
 		t.Errorf("parse(--workload=all) = %q, %v; want %q", cfg.Workloads, err, bench.Workloads)
 	}
 }
+
+// TestRunRepeat checks that --repeat reports the median of every run and
+// lists the runs in the JSON report.
+func TestRunRepeat(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := []string{"--nsqd-tcp-address=", "--workload=pub,latency", "--repeat=3", "--json",
+		"--duration=50ms", "--rate=500", "--conns=1", "--timeout=5s"}
+	if code := run(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("run(%q) = %d, want 0; stderr:\n%s", args, code, &stderr)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, &stdout)
+	}
+	if len(rep.Results) != 2 || len(rep.Runs) != 6 {
+		t.Fatalf("%d results and %d runs, want 2 and 6", len(rep.Results), len(rep.Runs))
+	}
+	for _, r := range rep.Results {
+		if r.Runs != 3 {
+			t.Errorf("%s: median of %d runs, want 3", r.Workload, r.Runs)
+		}
+	}
+}

@@ -293,3 +293,23 @@ func TestGated(t *testing.T) {
 		t.Error("refused after consumers caught up")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	runs := []Result{
+		{MsgsPerSec: 30}, {MsgsPerSec: 10}, {Error: "boom"}, {MsgsPerSec: 20}, {MsgsPerSec: 50},
+	}
+	if got := median(runs); got.MsgsPerSec != 30 || got.Runs != 5 {
+		t.Errorf("median = %v msgs/s of %d runs, want 30 of 5", got.MsgsPerSec, got.Runs)
+	}
+	lat := []Result{
+		{MsgsPerSec: 1, Latency: &Percentiles{P99: 9}},
+		{MsgsPerSec: 3, Latency: &Percentiles{P99: 1}},
+		{MsgsPerSec: 2, Latency: &Percentiles{P99: 5}},
+	}
+	if got := median(lat); got.Latency.P99 != 5 {
+		t.Errorf("latency median p99 = %v, want 5", got.Latency.P99)
+	}
+	if got := median([]Result{{Error: "a"}, {Error: "b"}}); got.Error != "b" || got.Runs != 2 {
+		t.Errorf("median of failures = %+v, want the last one", got)
+	}
+}

@@ -43,6 +43,7 @@ type Config struct {
 	Channels int           // fanout channels
 	Topic    string        // topic name prefix
 
+	Repeat   int           // runs of each workload per target; the median is reported
 	Pipeline int           // MPUB commands a publisher leaves unacknowledged
 	Backlog  int64         // pubsub/fanout: undelivered messages before publishers wait
 	Timeout  time.Duration // deadline of every read, write, dial and HTTP call
@@ -64,6 +65,7 @@ func DefaultConfig() Config {
 		Rate:            10_000,
 		Channels:        10,
 		Topic:           "bench",
+		Repeat:          1,
 		Pipeline:        4,
 		Backlog:         50_000,
 		Timeout:         10 * time.Second,
@@ -110,6 +112,7 @@ func (c *Config) Validate() error {
 	check(c.Count >= 1, "--count must be positive")
 	check(c.Rate >= 1 && c.Rate <= 10_000_000, "--rate %d out of range 1..10000000", c.Rate)
 	check(c.Channels >= 1 && c.Channels <= 1000, "--channels %d out of range 1..1000", c.Channels)
+	check(c.Repeat >= 1 && c.Repeat <= 100, "--repeat %d out of range 1..100", c.Repeat)
 	check(c.Pipeline >= 1, "--pipeline must be positive")
 	check(c.Backlog >= 1, "--backlog must be positive")
 	check(c.Timeout > 0, "--timeout must be positive")

@@ -1,11 +1,14 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -14,8 +17,11 @@ import (
 
 // Report is the machine-readable output of Run (--json).
 type Report struct {
-	Config  ReportConfig `json:"config"`
-	Results []Result     `json:"results"`
+	Config ReportConfig `json:"config"`
+	// Results holds, per workload and target, the median run.
+	Results []Result `json:"results"`
+	// Runs holds every run when each was repeated.
+	Runs []Result `json:"runs,omitempty"`
 }
 
 // ReportConfig is the part of Config a reader of the results needs.
@@ -30,6 +36,7 @@ type ReportConfig struct {
 	Count          int64   `json:"count"`
 	Rate           int     `json:"rate"`
 	Channels       int     `json:"channels"`
+	Repeat         int     `json:"repeat"`
 }
 
 // Run runs every configured workload against nsqd (unless its address is
@@ -45,6 +52,7 @@ func Run(ctx context.Context, cfg *Config, out, progress io.Writer) error {
 		NSQDTCPAddress: cfg.NSQDTCPAddress, ServerPID: cfg.ServerPID,
 		Size: cfg.Size, Batch: cfg.Batch, Conns: cfg.Conns, RDY: cfg.RDY,
 		Duration: cfg.Duration.Seconds(), Count: cfg.Count, Rate: cfg.Rate, Channels: cfg.Channels,
+		Repeat: cfg.Repeat,
 	}}
 	if !cfg.JSON {
 		writeHeader(out, cfg)
@@ -59,17 +67,30 @@ func Run(ctx context.Context, cfg *Config, out, progress io.Writer) error {
 		return r
 	}
 	for _, wl := range cfg.Workloads {
-		var rows []Result
-		if cfg.NSQDTCPAddress != "" {
-			rows = append(rows, run(wl, NewNSQD(cfg.NSQDTCPAddress, cfg.NSQDHTTPAddress, cfg.ServerPID, cfg.Timeout)))
-		}
-		if cfg.Ceiling && ctx.Err() == nil {
-			srv, err := StartCeiling(CeilingConfig{MessageSize: cfg.Size, MaxRDY: cfg.RDY, Relay: wl == Latency})
-			if err != nil {
-				return fmt.Errorf("start ceiling: %w", err)
+		// nsqd and ceiling runs alternate, so a load change on a shared
+		// machine hits both alike; each target's median run is reported.
+		var nsqdRuns, ceilRuns []Result
+		for i := 0; i < cfg.Repeat && ctx.Err() == nil; i++ {
+			if cfg.NSQDTCPAddress != "" {
+				nsqdRuns = append(nsqdRuns, run(wl, NewNSQD(cfg.NSQDTCPAddress, cfg.NSQDHTTPAddress, cfg.ServerPID, cfg.Timeout)))
 			}
-			rows = append(rows, run(wl, CeilingTarget{srv}))
-			srv.Close()
+			if cfg.Ceiling && ctx.Err() == nil {
+				srv, err := StartCeiling(CeilingConfig{MessageSize: cfg.Size, MaxRDY: cfg.RDY, Relay: wl == Latency})
+				if err != nil {
+					return fmt.Errorf("start ceiling: %w", err)
+				}
+				ceilRuns = append(ceilRuns, run(wl, CeilingTarget{srv}))
+				srv.Close()
+			}
+		}
+		var rows []Result
+		for _, runs := range [][]Result{nsqdRuns, ceilRuns} {
+			if len(runs) > 0 {
+				rows = append(rows, median(runs))
+			}
+			if cfg.Repeat > 1 {
+				rep.Runs = append(rep.Runs, runs...)
+			}
 		}
 		setRatios(rows)
 		if !cfg.JSON {
@@ -89,6 +110,26 @@ func Run(ctx context.Context, cfg *Config, out, progress io.Writer) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// median returns the median of runs by rate (by p99 for latency), among
+// the runs that succeeded if any did, with Runs set to the runs summarised.
+func median(runs []Result) Result {
+	ok := slices.DeleteFunc(slices.Clone(runs), func(r Result) bool { return r.Error != "" })
+	if len(ok) == 0 {
+		r := runs[len(runs)-1]
+		r.Runs = len(runs)
+		return r
+	}
+	slices.SortFunc(ok, func(a, b Result) int {
+		if a.Latency != nil && b.Latency != nil {
+			return cmp.Compare(a.Latency.P99, b.Latency.P99)
+		}
+		return cmp.Compare(a.MsgsPerSec, b.MsgsPerSec)
+	})
+	r := ok[len(ok)/2]
+	r.Runs = len(runs)
+	return r
 }
 
 // setRatios compares every row with the ceiling row of the same workload.
@@ -117,8 +158,8 @@ func setRatios(rows []Result) {
 }
 
 func writeHeader(out io.Writer, cfg *Config) {
-	fmt.Fprintf(out, "nsq_bench: size=%d batch=%d conns=%d rdy=%d duration=%s count=%d rate=%d channels=%d",
-		cfg.Size, cfg.Batch, cfg.Conns, cfg.RDY, cfg.Duration, cfg.Count, cfg.Rate, cfg.Channels)
+	fmt.Fprintf(out, "nsq_bench: size=%d batch=%d conns=%d rdy=%d duration=%s count=%d rate=%d channels=%d repeat=%d",
+		cfg.Size, cfg.Batch, cfg.Conns, cfg.RDY, cfg.Duration, cfg.Count, cfg.Rate, cfg.Channels, cfg.Repeat)
 	if cfg.NSQDTCPAddress != "" {
 		fmt.Fprintf(out, " nsqd=%s", cfg.NSQDTCPAddress)
 	}
@@ -190,8 +231,11 @@ func notes(r Result) string {
 	if r.Workload == Sub && r.Error == "" && r.Elapsed < 250*time.Millisecond {
 		parts = append(parts, "short window, raise --count for a steadier figure")
 	}
-	if r.RSSPerQueued != 0 {
-		parts = append(parts, fmt.Sprintf("server RSS growth %.0f B per queued message", r.RSSPerQueued))
+	if r.Runs > 1 {
+		parts = append(parts, fmt.Sprintf("median of %d runs", r.Runs))
+	}
+	if v := math.Round(r.RSSPerQueued); v != 0 {
+		parts = append(parts, fmt.Sprintf("server RSS growth %.0f B per queued message", v))
 	}
 	if r.FinFailed > 0 {
 		parts = append(parts, fmt.Sprintf("%d E_FIN_FAILED", r.FinFailed))

@@ -46,7 +46,8 @@ type Result struct {
 	Latency *Percentiles `json:"latency_us,omitempty"`
 	Lost    int64        `json:"lost,omitempty"` // latency: published, never received
 
-	RDY       int    `json:"rdy,omitempty"` // RDY used, after the server's max_rdy_count
+	Runs      int    `json:"runs,omitempty"` // runs this result is the median of
+	RDY       int    `json:"rdy,omitempty"`  // RDY used, after the server's max_rdy_count
 	FinFailed int64  `json:"fin_failed,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
