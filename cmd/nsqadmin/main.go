@@ -1,0 +1,244 @@
+// Command nsqadmin runs the nsqx web UI and JSON API over an NSQ cluster, a
+// drop-in replacement for NSQ's nsqadmin.
+//
+// Options come from four layers; the first that sets an option wins: a flag
+// on the command line, an NSQADMIN_* environment variable, the TOML file
+// named by --config (or NSQADMIN_CONFIG), and the built-in default. Flag
+// names, TOML keys and defaults are NSQ's; the TOML keys of the repeatable
+// flags are nsqlookupd_http_addresses, nsqd_http_addresses and admin_users.
+// nsqadmin serves until SIGINT or SIGTERM and exits 0 after a clean
+// shutdown, or 1 on any error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/version"
+	"github.com/nsqx/nsqx/nsqadmin"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run is main with its arguments and outputs passed in; it returns the exit
+// code. SIGINT and SIGTERM end the server gracefully.
+func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, args, os.Environ(), stdout, stderr)
+}
+
+// serve loads the configuration from args, environ (os.Environ form) and
+// the config file, and runs the server until ctx ends.
+func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	opts, err := parse(args, environ)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stdout, opts.fs)
+		return 0
+	case opts != nil && opts.version:
+		// --version wins even over an otherwise invalid configuration.
+		fmt.Fprintln(stdout, version.String("nsqadmin"))
+		return 0
+	case err != nil:
+		printError(stderr, err)
+		return 1
+	}
+	opts.cfg.Logger = newLogger(stderr, opts.logPrefix, opts.cfg.LogLevel)
+
+	srv, err := nsqadmin.New(opts.cfg)
+	if err != nil {
+		printError(stderr, err)
+		return 1
+	}
+	if err := srv.Run(ctx); err != nil {
+		printError(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// options is everything the command line sets: the server's Config plus
+// what only main uses.
+type options struct {
+	cfg       *nsqadmin.Config
+	logPrefix string
+	version   bool
+	fs        *flag.FlagSet
+}
+
+// parse layers args, environ and the --config file over the defaults and
+// validates the result. It returns flag.ErrHelp for -h; opts is non-nil
+// whenever the flags themselves parsed, so --version can be honoured.
+func parse(args, environ []string) (*options, error) {
+	opts := &options{cfg: nsqadmin.DefaultConfig(), logPrefix: "[nsqadmin] "}
+	opts.cfg.LogLevel.Set(slog.LevelInfo)
+	fs := newFlagSet(opts)
+	opts.fs = fs
+	fs.SetOutput(io.Discard) // errors are printed once, by the caller
+
+	layers := cliconfig.Layers{
+		EnvPrefix: "NSQADMIN_",
+		Aliases: map[string]string{
+			"lookupd-http-address": "nsqlookupd_http_addresses",
+			"nsqd-http-address":    "nsqd_http_addresses",
+			"admin-user":           "admin_users",
+		},
+		Repeatable: map[string]bool{
+			"lookupd-http-address": true,
+			"nsqd-http-address":    true,
+			"admin-user":           true,
+		},
+		Ignore:  map[string]bool{"version": true},
+		Environ: environ,
+	}
+	if layers.Environ == nil {
+		layers.Environ = []string{} // nil would mean os.Environ()
+	}
+	if err := layers.Apply(fs, args, "config"); err != nil {
+		return opts, err
+	}
+	if err := opts.cfg.Validate(); err != nil {
+		return opts, err
+	}
+	return opts, nil
+}
+
+// newFlagSet binds NSQ's nsqadmin flags to opts, with opts' current values
+// as the defaults.
+func newFlagSet(opts *options) *flag.FlagSet {
+	cfg := opts.cfg
+	fs := flag.NewFlagSet("nsqadmin", flag.ContinueOnError)
+	fs.String("config", "", "path to a TOML `file` of options (keys are flag names with '_' for '-')")
+	fs.Var(levelFlag{cfg.LogLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
+	fs.StringVar(&opts.logPrefix, "log-prefix", opts.logPrefix, "text put at the start of every log line")
+	fs.Bool("verbose", false, "deprecated, has no effect (use --log-level)")
+	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
+
+	fs.StringVar(&cfg.HTTPAddress, "http-address", cfg.HTTPAddress, "host:port to listen on for HTTP clients")
+	fs.StringVar(&cfg.BasePath, "base-path", cfg.BasePath, "URL `path` every page and API route is served under")
+	fs.StringVar(&cfg.DevStaticDir, "dev-static-dir", cfg.DevStaticDir, "serve /static/ from this `directory` (development use only)")
+
+	fs.Var(cliconfig.StringList{V: &cfg.LookupdHTTPAddresses}, "lookupd-http-address",
+		"nsqlookupd HTTP `address` (may be given multiple times)")
+	fs.Var(cliconfig.StringList{V: &cfg.NSQDHTTPAddresses}, "nsqd-http-address",
+		"nsqd HTTP `address` (may be given multiple times)")
+
+	fs.StringVar(&cfg.GraphiteURL, "graphite-url", cfg.GraphiteURL, "graphite HTTP `address`")
+	fs.BoolVar(&cfg.ProxyGraphite, "proxy-graphite", cfg.ProxyGraphite, "proxy HTTP requests to graphite at /render")
+	fs.StringVar(&cfg.StatsdCounterFormat, "statsd-counter-format", cfg.StatsdCounterFormat,
+		"the counter stats key formatting applied by the implementation of statsd; empty for none")
+	fs.StringVar(&cfg.StatsdGaugeFormat, "statsd-gauge-format", cfg.StatsdGaugeFormat,
+		"the gauge stats key formatting applied by the implementation of statsd; empty for none")
+	fs.StringVar(&cfg.StatsdPrefix, "statsd-prefix", cfg.StatsdPrefix,
+		"prefix used for keys sent to statsd (%s for host replacement, must match nsqd)")
+	fs.Var(cliconfig.Duration{V: &cfg.StatsdInterval}, "statsd-interval",
+		"`duration` between nsqd's pushes to statsd (must match nsqd)")
+
+	fs.StringVar(&cfg.NotificationHTTPEndpoint, "notification-http-endpoint", cfg.NotificationHTTPEndpoint,
+		"HTTP `URL` to which a JSON notification of each admin action is POSTed")
+
+	fs.Var(cliconfig.Duration{V: &cfg.HTTPClientConnectTimeout}, "http-client-connect-timeout",
+		"`timeout` for connecting to nsqd and nsqlookupd")
+	fs.Var(cliconfig.Duration{V: &cfg.HTTPClientRequestTimeout}, "http-client-request-timeout",
+		"`timeout` for a whole request to nsqd and nsqlookupd")
+	fs.BoolVar(&cfg.HTTPClientTLSInsecureSkipVerify, "http-client-tls-insecure-skip-verify", cfg.HTTPClientTLSInsecureSkipVerify,
+		"do not verify the certificates of nodes served over HTTPS")
+	fs.StringVar(&cfg.HTTPClientTLSRootCAFile, "http-client-tls-root-ca-file", cfg.HTTPClientTLSRootCAFile,
+		"`path` to a PEM file of CA certificates for HTTPS requests")
+	fs.StringVar(&cfg.HTTPClientTLSCert, "http-client-tls-cert", cfg.HTTPClientTLSCert,
+		"`path` to the client certificate for HTTPS requests")
+	fs.StringVar(&cfg.HTTPClientTLSKey, "http-client-tls-key", cfg.HTTPClientTLSKey,
+		"`path` to the client certificate's key for HTTPS requests")
+
+	fs.StringVar(&cfg.AllowConfigFromCIDR, "allow-config-from-cidr", cfg.AllowConfigFromCIDR,
+		"`CIDR` from which requests to /config are allowed")
+	fs.StringVar(&cfg.ACLHTTPHeader, "acl-http-header", cfg.ACLHTTPHeader,
+		"HTTP `header` naming the authenticated user (set by a trusted proxy)")
+	fs.Var(cliconfig.StringList{V: &cfg.AdminUsers}, "admin-user",
+		"admin `user` (may be given multiple times); when set, only these users may perform admin actions")
+	return fs
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, "Usage: nsqadmin [flags]\n\n"+
+		"Each flag may also be given as an environment variable (NSQADMIN_ and the\n"+
+		"flag name upper-cased with '_' for '-', e.g. NSQADMIN_HTTP_ADDRESS; repeatable\n"+
+		"flags take a comma-separated list) or in the --config TOML file (the flag name\n"+
+		"with '_' for '-', except nsqlookupd_http_addresses, nsqd_http_addresses and\n"+
+		"admin_users). The command line beats the environment, which beats the file.\n\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// printError writes err with one "nsqadmin: " line per line (Validate
+// joins one error per bad option).
+func printError(w io.Writer, err error) {
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(w, "nsqadmin: %s\n", line)
+	}
+}
+
+// levelFlag is --log-level, taking NSQ's level names in any case.
+type levelFlag struct{ v *slog.LevelVar }
+
+func (f levelFlag) String() string {
+	if f.v == nil {
+		return "" // the zero Value: lets PrintDefaults show the default
+	}
+	switch l := f.v.Level(); l {
+	case nsqadmin.LevelFatal:
+		return "fatal"
+	default:
+		return strings.ToLower(l.String())
+	}
+}
+
+func (f levelFlag) Set(s string) error {
+	l, ok := nsqadmin.ParseLevel(s)
+	if !ok {
+		return fmt.Errorf("unknown level %q: want debug, info, warn, error or fatal", s)
+	}
+	f.v.Set(l)
+	return nil
+}
+
+// newLogger logs text records at level and above to w, each line starting
+// with prefix. The level may change while running (PUT /config/log_level).
+func newLogger(w io.Writer, prefix string, level *slog.LevelVar) *slog.Logger {
+	if prefix != "" {
+		w = &prefixed{w: w, prefix: prefix}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// prefixed writes prefix before each Write; slog's text handler writes
+// every record, one line, in a single Write.
+type prefixed struct {
+	w      io.Writer
+	prefix string
+
+	mu  sync.Mutex // guards buf and keeps each line's Write whole
+	buf []byte
+}
+
+func (p *prefixed) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(append(p.buf[:0], p.prefix...), b...)
+	if _, err := p.w.Write(p.buf); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
