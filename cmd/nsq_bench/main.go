@@ -4,10 +4,15 @@
 //
 //	nsq_bench --workload=all --server-pid=$(pidof nsqd)
 //
-// Each workload prints a table: msgs/s, MB/s, the ratio to the ceiling,
-// server CPU µs per message (with --server-pid), latency percentiles
+// Each workload prints a table: msgs/s, MB/s, the ratio to the ceiling
+// (for latency, the ratio of the p99s), server CPU µs per message (with
+// --server-pid), this process's CPU µs per message, latency percentiles
 // (latency workload) and the server's RSS. --json prints one JSON document
-// instead. The exit code is 1 when any run failed, 2 on bad flags.
+// instead. Topics are named <--topic>_<workload>; nsq_bench deletes them
+// and recreates them (with their channels) over nsqd's HTTP API before a
+// run and deletes them after it. With --nsqd-http-address= it does neither
+// and relies on PUB and SUB creating them. The exit code is 1 when any run
+// failed, 2 on bad flags.
 package main
 
 import (

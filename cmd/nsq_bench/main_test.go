@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -131,6 +132,7 @@ func TestWorkloadsAgainstCeiling(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.workload, func(t *testing.T) {
+			before := runtime.NumGoroutine()
 			cfg := testConfig()
 			srv := startCeiling(t, cfg, tt.workload)
 			r, err := bench.RunWorkload(t.Context(), cfg, tt.workload, bench.CeilingTarget{Ceiling: srv})
@@ -144,6 +146,9 @@ func TestWorkloadsAgainstCeiling(t *testing.T) {
 			// read them to the end its counters are final.
 			waitFor(t, "ceiling connections to close", func() bool { return srv.Stats().Conns == 0 })
 			tt.check(t, cfg, r, srv.Stats())
+			// Nothing the workload or the ceiling started outlives them.
+			srv.Close()
+			waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 		})
 	}
 }

@@ -26,6 +26,17 @@
 // queued and reads the server's CPU time and RSS from /proc when its pid is
 // known. The ceiling target is a Ceiling started for one run.
 //
+// # Reports
+//
+// Run alternates nsqd and ceiling runs of each workload (--repeat times) so
+// that load from other processes on a shared machine hits both alike, and
+// reports each target's median run. Rates are messages per second (for
+// pub published, for the others delivered; for latency the publishing
+// rate); "bench µs/msg" is this process's CPU per message, which for a
+// ceiling run includes the ceiling server itself. Server CPU comes from
+// utime+stime in /proc/<pid>/stat, in 10 ms ticks, so it wants runs of a
+// few seconds.
+//
 // # Ceiling servers
 //
 // Ceiling is the least a V2 server can do for each workload, so the ratio of
