@@ -28,7 +28,7 @@ const (
 )
 
 const (
-	readBufferSize       = 4 << 10
+	readBufferSize       = 2 << 10
 	defaultOutputBuffer  = 16 << 10
 	maxDeliveryBatch     = 256
 	keepBodyBufferAtMost = 1 << 20
@@ -99,7 +99,6 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 		remote:     remote,
 		connectTS:  time.Now().Unix(),
 		log:        s.log.With("client", remote),
-		w:          bufio.NewWriterSize(nc, defaultOutputBuffer),
 		clientID:   host,
 		hostname:   host,
 		wakeCh:     make(chan struct{}, 1),
@@ -111,6 +110,34 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 	c.outSize.Store(defaultOutputBuffer)
 	c.msgTimeoutNs.Store(int64(s.cfg.MsgTimeout))
 	return c
+}
+
+// writerPool holds output buffers of the default size: an idle connection
+// keeps none, so ten thousand idle consumers do not pin 160 MiB.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, defaultOutputBuffer) }}
+
+// writer returns the connection's output buffer, taking one from the pool
+// if it has none. Caller holds wmu.
+func (c *conn) writer() *bufio.Writer {
+	if c.w == nil {
+		if size := int(c.outSize.Load()); size == defaultOutputBuffer {
+			c.w = writerPool.Get().(*bufio.Writer)
+			c.w.Reset(c.nc)
+		} else {
+			c.w = bufio.NewWriterSize(c.nc, size)
+		}
+	}
+	return c.w
+}
+
+// releaseWriter gives an empty default-size buffer back to the pool.
+// Caller holds wmu.
+func (c *conn) releaseWriter() {
+	if c.w != nil && c.w.Buffered() == 0 && c.w.Size() == defaultOutputBuffer {
+		c.w.Reset(nil)
+		writerPool.Put(c.w)
+		c.w = nil
+	}
 }
 
 func (c *conn) wake() {
@@ -204,10 +231,13 @@ func (c *conn) send(typ int32, data []byte) error {
 	defer c.wmu.Unlock()
 	c.nc.SetWriteDeadline(c.writeDeadline())
 	c.hdr = wire.AppendFrame(c.hdr[:0], typ, data)
-	if _, err := c.w.Write(c.hdr); err != nil {
+	w := c.writer()
+	if _, err := w.Write(c.hdr); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	err := w.Flush()
+	c.releaseWriter()
+	return err
 }
 
 func (c *conn) sendError(e *wire.Error) error {
@@ -400,8 +430,11 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 	c.sampleRate.Store(req.SampleRate)
 	if outSize != c.outSize.Load() {
 		c.wmu.Lock()
-		c.w.Flush()
-		c.w = bufio.NewWriterSize(c.nc, int(outSize))
+		if c.w != nil {
+			c.w.Flush()
+			c.releaseWriter()
+			c.w = nil
+		}
 		c.outSize.Store(outSize)
 		c.wmu.Unlock()
 	}
@@ -878,10 +911,11 @@ func (c *conn) writeMessages(batch []delivery) error {
 	for i := range batch {
 		d := &batch[i]
 		c.hdr = wire.AppendMessageHeader(c.hdr[:0], d.ts, d.attempts, wire.EncodeID(d.id), len(d.body))
-		if _, err := c.w.Write(c.hdr); err != nil {
+		w := c.writer()
+		if _, err := w.Write(c.hdr); err != nil {
 			return err
 		}
-		if _, err := c.w.Write(d.body); err != nil {
+		if _, err := w.Write(d.body); err != nil {
 			return err
 		}
 	}
@@ -892,9 +926,11 @@ func (c *conn) writeMessages(batch []delivery) error {
 func (c *conn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.w.Buffered() == 0 {
+	if c.w == nil || c.w.Buffered() == 0 {
 		return nil
 	}
 	c.nc.SetWriteDeadline(c.writeDeadline())
-	return c.w.Flush()
+	err := c.w.Flush()
+	c.releaseWriter()
+	return err
 }
