@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -856,18 +857,50 @@ func TestGoNSQEphemeral(t *testing.T) {
 	})
 }
 
+// pauser pauses a topic or channel: a *nsqd.Topic, a *nsqd.Channel, or
+// the HTTP API.
+type pauser interface {
+	Pause()
+	Unpause()
+}
+
+// httpPauser pauses through nsqd's HTTP API: url has a %s for "pause" or
+// "unpause".
+type httpPauser struct {
+	t   *testing.T
+	url string
+}
+
+func (h httpPauser) Pause()   { h.post("pause") }
+func (h httpPauser) Unpause() { h.post("unpause") }
+
+func (h httpPauser) post(action string) {
+	h.t.Helper()
+	url := fmt.Sprintf(h.url, action)
+	resp, err := http.Post(url, "", nil)
+	if err != nil {
+		h.t.Fatalf("POST %s: %v", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("POST %s: %s", url, resp.Status)
+	}
+}
+
 func TestGoNSQPause(t *testing.T) {
 	t.Parallel()
-	type pauser interface {
-		Pause()
-		Unpause()
+	// The paused messages sit at the topic when it is paused, in the
+	// channel when it is.
+	topicHeld := func(ts nsqd.TopicStats, cs nsqd.ChannelStats) bool {
+		return ts.Paused && !cs.Paused && ts.Depth == 5 && cs.Depth == 0
+	}
+	channelHeld := func(ts nsqd.TopicStats, cs nsqd.ChannelStats) bool {
+		return !ts.Paused && cs.Paused && ts.Depth == 0 && cs.Depth == 5
 	}
 	for _, tc := range []struct {
 		name   string
 		target func(*testing.T, *nsqtest.NSQD) pauser
-		// held reports whether the paused messages sit where they should:
-		// at the topic when it is paused, in the channel when it is.
-		held func(nsqd.TopicStats, nsqd.ChannelStats) bool
+		held   func(nsqd.TopicStats, nsqd.ChannelStats) bool
 	}{
 		{"topic", func(t *testing.T, n *nsqtest.NSQD) pauser {
 			tp, err := n.Server.Topic("pause")
@@ -875,9 +908,7 @@ func TestGoNSQPause(t *testing.T) {
 				t.Fatal(err)
 			}
 			return tp
-		}, func(ts nsqd.TopicStats, cs nsqd.ChannelStats) bool {
-			return ts.Paused && !cs.Paused && ts.Depth == 5 && cs.Depth == 0
-		}},
+		}, topicHeld},
 		{"channel", func(t *testing.T, n *nsqtest.NSQD) pauser {
 			tp, err := n.Server.Topic("pause")
 			if err != nil {
@@ -888,9 +919,13 @@ func TestGoNSQPause(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ch
-		}, func(ts nsqd.TopicStats, cs nsqd.ChannelStats) bool {
-			return !ts.Paused && cs.Paused && ts.Depth == 0 && cs.Depth == 5
-		}},
+		}, channelHeld},
+		{"topic over HTTP", func(t *testing.T, n *nsqtest.NSQD) pauser {
+			return httpPauser{t, "http://" + n.HTTPAddr + "/topic/%s?topic=pause"}
+		}, topicHeld},
+		{"channel over HTTP", func(t *testing.T, n *nsqtest.NSQD) pauser {
+			return httpPauser{t, "http://" + n.HTTPAddr + "/channel/%s?topic=pause&channel=ch"}
+		}, channelHeld},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
