@@ -234,7 +234,7 @@ func notes(r Result) string {
 	if r.Runs > 1 {
 		parts = append(parts, fmt.Sprintf("median of %d runs", r.Runs))
 	}
-	if v := math.Round(r.RSSPerQueued); v != 0 {
+	if v := math.Round(r.RSSPerQueued); v > 0 { // negative: the server spilled to disk, or freed garbage
 		parts = append(parts, fmt.Sprintf("server RSS growth %.0f B per queued message", v))
 	}
 	if r.FinFailed > 0 {
