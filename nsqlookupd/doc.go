@@ -53,7 +53,7 @@
 //
 // registry.mu (a RWMutex) guards the registry's maps and tombstones; a
 // peer's last update is an atomic so PING does not take the lock. Server.mu
-// guards the set of open TCP connections. Neither lock is held while the
+// guards the sets of open connections. Neither lock is held while the
 // other is taken.
 //
 // Goroutines: Run owns the TCP accept loop and the HTTP server (a

@@ -35,7 +35,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	closing bool
-	conns   map[net.Conn]struct{}
+	conns   map[net.Conn]struct{} // open TCP connections
+	httpNew map[net.Conn]struct{} // HTTP connections yet to send a request
 }
 
 // New validates cfg and opens both listeners. Call Run to serve; Run also
@@ -53,11 +54,12 @@ func New(cfg *Config) (*Server, error) {
 		return nil, fmt.Errorf("hostname: %w", err)
 	}
 	s := &Server{
-		cfg:   cfg,
-		log:   logger,
-		reg:   newRegistry(cfg.InactiveProducerTimeout, cfg.TombstoneLifetime, time.Now),
-		quit:  make(chan struct{}),
-		conns: map[net.Conn]struct{}{},
+		cfg:     cfg,
+		log:     logger,
+		reg:     newRegistry(cfg.InactiveProducerTimeout, cfg.TombstoneLifetime, time.Now),
+		quit:    make(chan struct{}),
+		conns:   map[net.Conn]struct{}{},
+		httpNew: map[net.Conn]struct{}{},
 	}
 	if s.tcpLn, err = net.Listen("tcp", cfg.TCPAddress); err != nil {
 		return nil, fmt.Errorf("listen --tcp-address %s: %w", cfg.TCPAddress, err)
@@ -84,6 +86,7 @@ func New(cfg *Config) (*Server, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         s.httpConnState,
 	}
 	return s, nil
 }
@@ -165,14 +168,18 @@ func (s *Server) serveTCP() error {
 	}
 }
 
-// shutdown stops accepting, closes every TCP connection and the HTTP
-// server, and waits for the connection goroutines.
+// shutdown stops accepting, closes every TCP connection and every HTTP
+// connection not in a request, lets HTTP requests in flight finish, and
+// waits for the connection goroutines.
 func (s *Server) shutdown() {
 	s.mu.Lock()
 	s.closing = true
 	close(s.quit)
-	conns := make([]net.Conn, 0, len(s.conns))
+	conns := make([]net.Conn, 0, len(s.conns)+len(s.httpNew))
 	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	for c := range s.httpNew {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
@@ -188,6 +195,24 @@ func (s *Server) shutdown() {
 		s.httpSrv.Close()
 	}
 	s.connsWG.Wait()
+}
+
+// httpConnState tracks HTTP connections that have not sent a request yet,
+// so that shutdown can close them at once: http.Server.Shutdown would wait
+// up to 5s for each to start one. A connection arriving during shutdown is
+// closed straight away.
+func (s *Server) httpConnState(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if state != http.StateNew {
+		delete(s.httpNew, c)
+		return
+	}
+	if s.closing {
+		c.Close()
+		return
+	}
+	s.httpNew[c] = struct{}{}
 }
 
 func (s *Server) track(c net.Conn) bool {

@@ -122,9 +122,10 @@ func TestRunShutdown(t *testing.T) {
 	waitFor(t, "the connections to be tracked", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.conns) == 3
+		return len(s.conns) == 3 && len(s.httpNew) == 1
 	})
 
+	start := time.Now()
 	cancel()
 	select {
 	case err := <-done:
@@ -133,6 +134,14 @@ func TestRunShutdown(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("Run did not return after cancel")
+	}
+	// Nothing was in flight, so nothing should wait for a timeout.
+	if d := time.Since(start); d >= httpShutdownTimeout {
+		t.Errorf("shutdown took %v", d)
+	}
+	httpConn.SetDeadline(time.Now().Add(testTimeout))
+	if rest, err := io.ReadAll(httpConn); err != nil || len(rest) > 0 {
+		t.Errorf("HTTP connection without a request: got %q, %v after shutdown; want EOF", rest, err)
 	}
 	for name, c := range map[string]*v1Client{"registered": registered, "handshaking": handshaking, "partial": partial} {
 		if rest, err := io.ReadAll(c.r); err != nil || len(rest) > 0 {

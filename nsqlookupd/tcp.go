@@ -100,7 +100,11 @@ func (c *v1Conn) serve() {
 		}
 		resp, cerr := c.exec(line)
 		if cerr != nil {
-			c.log.Warn("closing connection after protocol error", "remote_addr", c.remote, "err", cerr.sent.Error(), "cause", cerr.cause)
+			attrs := []any{"remote_addr", c.remote, "err", cerr.sent.Error()}
+			if cerr.cause != nil {
+				attrs = append(attrs, "cause", cerr.cause)
+			}
+			c.log.Warn("closing connection after protocol error", attrs...)
 			c.fatal([]byte(cerr.sent.Error()))
 			return
 		}
