@@ -26,6 +26,7 @@ func (s *Server) newStore(topic string) *logStore {
 		memLimit:   s.cfg.MemQueueSize,
 		maxPayload: int(s.cfg.MaxMsgSize) + payloadHeader + 8,
 		log:        s.log.With("topic", topic),
+		spiller:    s.spiller,
 	}
 }
 

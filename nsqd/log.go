@@ -65,6 +65,9 @@ type segment struct {
 	persisted  int  // bytes of data known to be in the file
 	persistedN int  // records known to be in the file
 	file       segFile
+
+	spilling bool        // queued for the spiller (writer only)
+	released atomic.Bool // dropped from the log; its file must not come back
 }
 
 // segData is a segment's resident bytes and index. offs[i] is the offset of
@@ -307,9 +310,20 @@ func (l *msgLog) enforce(budget int64) {
 			kept += count
 			continue
 		}
-		if err := l.store.evict(l, s); err != nil {
-			l.store.log.Warn("spilling segment to disk failed; keeping it in memory", "segment", s.base, "err", err)
-			return
+		if s.persisted >= s.used {
+			// Already on disk (durable mode): just drop the memory.
+			if d := s.res.Swap(nil); d != nil {
+				l.bytes.Add(-int64(len(d.data) + 4*len(d.offs)))
+			}
+			continue
+		}
+		if !l.store.queueSpill(l, s) {
+			// The spiller is far behind: write here, holding up this
+			// publisher rather than growing memory without bound.
+			if err := l.store.spill(l, s); err != nil {
+				l.store.log.Warn("spilling segment to disk failed; keeping it in memory", "segment", s.base, "err", err)
+				return
+			}
 		}
 	}
 }

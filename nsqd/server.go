@@ -43,6 +43,7 @@ type Server struct {
 	closing    atomic.Bool
 
 	scanner *scanner
+	spiller *spiller
 	fs      diskqueue.FS
 	hooks   *topicHooks
 	lookup  *lookups
@@ -70,6 +71,7 @@ func New(cfg *Config) (*Server, error) {
 		conns:     map[uint64]*conn{},
 	}
 	s.scanner = newScanner(s.topicList)
+	s.spiller = newSpiller()
 	s.fs = cfg.FS
 	if s.fs == nil {
 		s.fs = diskqueue.OS
@@ -175,6 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.scanner.run(gctx) })
 	g.Go(func() error { return s.lookup.run(gctx) })
 	g.Go(func() error { return s.syncLoop(gctx) })
+	g.Go(func() error { return s.spiller.run(gctx) })
 	g.Go(func() error { return s.meta.run(gctx) })
 	g.Go(func() error { return s.acceptLoop(s.tcpLn) })
 	if s.httpLn != nil {

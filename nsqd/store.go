@@ -1,6 +1,7 @@
 package nsqd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,106 @@ type logStore struct {
 
 	syncMu sync.Mutex
 	synced atomic.Uint64 // seq after the last record known to be fsynced
+
+	// fileMu serialises file work on sealed segments between the spiller,
+	// release and shutdown. Lock order: Topic.mu → fileMu.
+	fileMu   sync.Mutex
+	spiller  *spiller
+	spilling atomic.Int64 // bytes queued for the spiller
+}
+
+// maxQueuedSpill bounds the bytes a topic may have waiting for the spiller
+// before publishers write segments out themselves.
+const maxQueuedSpill = 64 << 20
+
+// queueSpill hands a sealed segment to the background spiller. It returns
+// false when the spiller is too far behind (or absent). Writer only.
+func (st *logStore) queueSpill(l *msgLog, s *segment) bool {
+	if s.spilling {
+		return true
+	}
+	if st.spiller == nil || st.spilling.Load() > maxQueuedSpill {
+		return false
+	}
+	s.spilling = true
+	st.spilling.Add(int64(s.used))
+	st.spiller.queue(spillJob{st: st, l: l, s: s, size: int64(s.used)})
+	return true
+}
+
+// spill writes a sealed segment to its file and drops it from memory,
+// unless it was released meanwhile.
+func (st *logStore) spill(l *msgLog, s *segment) error {
+	st.fileMu.Lock()
+	defer st.fileMu.Unlock()
+	if s.released.Load() {
+		return nil
+	}
+	if err := st.writeOut(s, 0); err != nil {
+		return err
+	}
+	if d := s.res.Swap(nil); d != nil {
+		l.bytes.Add(-int64(len(d.data) + 4*len(d.offs)))
+	}
+	return nil
+}
+
+type spillJob struct {
+	st   *logStore
+	l    *msgLog
+	s    *segment
+	size int64
+}
+
+// spiller writes memory-mode segments to disk in the background, so a
+// publisher does not wait for the disk when its topic outgrows
+// --mem-queue-size. One per Server; Run owns it.
+type spiller struct {
+	mu   sync.Mutex
+	jobs []spillJob
+	kick chan struct{}
+}
+
+func newSpiller() *spiller { return &spiller{kick: make(chan struct{}, 1)} }
+
+func (sp *spiller) queue(j spillJob) {
+	sp.mu.Lock()
+	sp.jobs = append(sp.jobs, j)
+	sp.mu.Unlock()
+	select {
+	case sp.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (sp *spiller) run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			sp.drain() // whatever is queued still goes to disk
+			return nil
+		case <-sp.kick:
+		}
+		sp.drain()
+	}
+}
+
+func (sp *spiller) drain() {
+	for {
+		sp.mu.Lock()
+		jobs := sp.jobs
+		sp.jobs = nil
+		sp.mu.Unlock()
+		if len(jobs) == 0 {
+			return
+		}
+		for _, j := range jobs {
+			if err := j.st.spill(j.l, j.s); err != nil {
+				j.st.log.Warn("spilling segment to disk failed; keeping it in memory", "segment", j.s.base, "err", err)
+			}
+			j.st.spilling.Add(-j.size)
+		}
+	}
 }
 
 func segName(base uint64) string { return fmt.Sprintf("%020d.seg", base) }
@@ -240,20 +341,11 @@ func index(file []byte, base uint64, expect, maxPayload int) *segData {
 	return newSegData(data, offs, len(offs))
 }
 
-// evict drops a sealed segment's memory, writing it to disk first if it is
-// not there yet. Writer only.
-func (st *logStore) evict(l *msgLog, s *segment) error {
-	if err := st.writeOut(s, 0); err != nil {
-		return err
-	}
-	if d := s.res.Swap(nil); d != nil {
-		l.bytes.Add(-int64(len(d.data) + 4*len(d.offs)))
-	}
-	return nil
-}
-
 // remove deletes a released segment's file.
 func (st *logStore) remove(s *segment) {
+	st.fileMu.Lock()
+	defer st.fileMu.Unlock()
+	s.released.Store(true)
 	if s.file != nil {
 		s.file.Close()
 	}
@@ -338,6 +430,7 @@ func readSeq(p []byte) uint64 {
 // shutdown of a memory-mode topic). Writer only.
 func (st *logStore) flushAll(l *msgLog) error {
 	var errs []error
+	st.fileMu.Lock()
 	for _, s := range l.segments() {
 		if s.res.Load() == nil {
 			continue
@@ -346,6 +439,7 @@ func (st *logStore) flushAll(l *msgLog) error {
 			errs = append(errs, err)
 		}
 	}
+	st.fileMu.Unlock()
 	if err := st.sync(); err != nil {
 		errs = append(errs, err)
 	}
