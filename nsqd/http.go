@@ -384,8 +384,8 @@ func readBody(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 }
 
 // body reads the request body, at most limit bytes, into a pooled buffer;
-// release hands the buffer back.
-func (a *httpAPI) body(r *http.Request, limit int64) (body []byte, release func(), err error) {
+// the caller hands it back with a.release(p, body) once done with body.
+func (a *httpAPI) body(r *http.Request, limit int64) (*[]byte, []byte, error) {
 	p, _ := a.bufs.Get().(*[]byte)
 	if p == nil {
 		p = new([]byte)
@@ -394,13 +394,17 @@ func (a *httpAPI) body(r *http.Request, limit int64) (body []byte, release func(
 	if n := r.ContentLength; n > 0 && int64(cap(buf)) < min(n+1, limit) {
 		buf = slices.Grow(buf, int(min(n+1, limit)))
 	}
-	buf, err = readBody(r.Body, buf, limit)
-	return buf, func() {
-		if cap(buf) <= maxPooledBody {
-			*p = buf[:0]
-			a.bufs.Put(p)
-		}
-	}, err
+	buf, err := readBody(r.Body, buf, limit)
+	return p, buf, err
+}
+
+// release returns a body buffer to the pool. Topic.Publish and friends copy
+// what they keep, so the buffer is free once they return.
+func (a *httpAPI) release(p *[]byte, buf []byte) {
+	if cap(buf) <= maxPooledBody {
+		*p = buf[:0]
+		a.bufs.Put(p)
+	}
 }
 
 // ping is 200 "OK" while healthy, 500 "NOK - <reason>" after a storage
@@ -465,8 +469,8 @@ func (a *httpAPI) pub(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "MSG_TOO_BIG")
 		return
 	}
-	body, release, err := a.body(r, maxSize+1)
-	defer release()
+	p, body, err := a.body(r, maxSize+1)
+	defer a.release(p, body)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR")
 		return
@@ -537,8 +541,8 @@ func (a *httpAPI) mpub(w http.ResponseWriter, r *http.Request) {
 			a.log.Warn("deprecated value used for /mpub binary param", "value", v)
 		}
 	}
-	body, release, err := a.body(r, cfg.MaxBodySize+1)
-	defer release()
+	p, body, err := a.body(r, cfg.MaxBodySize+1)
+	defer a.release(p, body)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR")
 		return
@@ -798,8 +802,8 @@ func (a *httpAPI) config(w http.ResponseWriter, r *http.Request) {
 	opt := r.PathValue("opt")
 	if r.Method == http.MethodPut {
 		limit := a.s.cfg.MaxMsgSize + 1
-		body, release, err := a.body(r, limit)
-		defer release()
+		p, body, err := a.body(r, limit)
+		defer a.release(p, body)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR")
 			return

@@ -1,6 +1,7 @@
 package nsqd_test
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -275,6 +276,38 @@ func TestHTTPRoutes(t *testing.T) {
 				if r.header.Get("Allow") == "" {
 					t.Errorf("%s %s has no Allow header", tt.method, tt.path)
 				}
+			}
+		})
+	}
+}
+
+// TestHTTPTooBigByContentLength checks that /pub and /mpub refuse a body by
+// its Content-Length alone: the client sends only headers, and the answer
+// must come without the server waiting for the body. (The length is over
+// the 256 KiB net/http would otherwise drain before answering.)
+func TestHTTPTooBigByContentLength(t *testing.T) {
+	n, _ := httpStartNSQD(t, nil)
+	tests := []struct {
+		path   string
+		length int
+		want   string
+	}{
+		{"/pub?topic=t", 1 << 20, httpErr("MSG_TOO_BIG")},
+		{"/mpub?topic=t", 1 << 20, httpErr("BODY_TOO_BIG")},
+		{"/mpub?topic=t&binary=true", 1 << 20, httpErr("BODY_TOO_BIG")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			c := nsqtest.Dial(t, n.HTTPAddr)
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", tt.path, tt.length)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer before the body was sent: %v", err)
+			}
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+			if resp.StatusCode != 413 || string(b) != tt.want {
+				t.Errorf("POST %s = %d %q, want 413 %q", tt.path, resp.StatusCode, b, tt.want)
 			}
 		})
 	}
