@@ -134,6 +134,9 @@ func TestWorkloadsAgainstCeiling(t *testing.T) {
 		t.Run(tt.workload, func(t *testing.T) {
 			before := runtime.NumGoroutine()
 			cfg := testConfig()
+			if tt.workload == bench.Sub {
+				cfg.Duration = time.Minute // sub ends when the count is drained
+			}
 			srv := startCeiling(t, cfg, tt.workload)
 			r, err := bench.RunWorkload(t.Context(), cfg, tt.workload, bench.CeilingTarget{Ceiling: srv})
 			if err != nil {
@@ -235,6 +238,7 @@ func (f *fakeNSQDHTTP) calls() []string {
 // deleted at the end.
 func TestNSQDTarget(t *testing.T) {
 	cfg := testConfig()
+	cfg.Duration = time.Minute // sub ends when the count is drained
 	srv := startCeiling(t, cfg, bench.Sub)
 	fake := &fakeNSQDHTTP{srv: srv}
 	hs := httptest.NewServer(fake)
