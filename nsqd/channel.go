@@ -508,6 +508,7 @@ func (c *Channel) stats(now int64) channelSnapshot {
 		ClientCount:  len(c.consumers),
 		ephemeral:    c.ephemeral,
 	}
+	cursor := c.cursor
 	if limit > c.cursor {
 		s.Depth = int64(limit - c.cursor)
 	}
@@ -520,6 +521,10 @@ func (c *Channel) stats(now int64) channelSnapshot {
 	}
 	c.mu.Unlock()
 	sort.Slice(s.consumerConns, func(i, j int) bool { return s.consumerConns[i].id < s.consumerConns[j].id })
+	if k := c.topic.pendingDeferred(cursor, limit, now); k > 0 {
+		s.Depth -= k
+		s.Deferred += int(k)
+	}
 	if c.e2e != nil {
 		s.E2E = c.e2e.snapshot(now)
 	}

@@ -51,6 +51,7 @@ type msgLog struct {
 
 	store  *logStore // nil: memory only (ephemeral topics)
 	next   uint64    // next seq to assign (writer only; >= tail)
+	last   *segment  // newest segment (writer only; release never drops it)
 	onRoll func()    // called by the writer after a new segment starts
 }
 
@@ -122,10 +123,9 @@ func recordSize(body []byte, due int64) int {
 // reserve makes sure the tail segment can take a record of n bytes, starting
 // a new segment if needed. Writer only.
 func (l *msgLog) reserve(n int, seq uint64) (*segment, error) {
-	if len(l.segs) > 0 {
-		s := l.segs[len(l.segs)-1]
+	if s := l.last; s != nil {
 		d := s.res.Load()
-		if !s.sealed && s.used+n <= len(d.data) && s.n < len(d.offs) {
+		if !s.sealed && d != nil && s.used+n <= len(d.data) && s.n < len(d.offs) {
 			return s, nil
 		}
 		if !s.sealed {
@@ -158,6 +158,7 @@ func (l *msgLog) reserve(n int, seq uint64) (*segment, error) {
 	}
 	l.segs = append(l.segs, s)
 	l.mu.Unlock()
+	l.last = s
 	if l.onRoll != nil {
 		l.onRoll()
 	}
@@ -281,6 +282,10 @@ func (l *msgLog) abort(from uint64) {
 			}
 		}
 		break
+	}
+	l.last = nil
+	if len(l.segs) > 0 {
+		l.last = l.segs[len(l.segs)-1]
 	}
 	l.mu.Unlock()
 	l.next = from

@@ -37,6 +37,8 @@ type logStore struct {
 	maxPayload  int
 	log         *slog.Logger
 	corruptHook func(n int)
+	corruptMu   sync.Mutex
+	corruptSeen map[uint64]bool // segments whose damage is counted
 
 	pendMu   sync.Mutex
 	pending  []segFile // files written since the last fsync
@@ -263,20 +265,45 @@ func (st *logStore) load(l *msgLog, s *segment) (*segData, error) {
 	expect := st.expectedCount(l, s)
 	d := index(b, s.base, expect, st.maxPayload)
 	if d == nil {
-		return nil, fmt.Errorf("load segment %d: bad header", s.base)
-	}
-	if bad := countBad(d); bad > 0 && s.res.Load() == nil {
-		l.corrupt.Add(uint64(bad))
-		st.log.Warn("corrupt records skipped", "segment", s.base, "count", bad, "dir", st.dir)
-		if st.corruptHook != nil {
-			st.corruptHook(bad)
+		// Not this segment's header: none of its records can be trusted.
+		// Index them all as damaged, so that readers skip them without
+		// reading the file again for each one, and count them.
+		st.log.Warn("segment without a valid header; skipping its records", "file", st.path(segName(s.base)))
+		offs := make([]uint32, expect)
+		for i := range offs {
+			offs[i] = badOffset
 		}
+		d = newSegData(nil, offs, expect)
 	}
+	st.noteCorrupt(l, s.base, countBad(d))
 	if s.res.CompareAndSwap(nil, d) {
 		l.bytes.Add(int64(len(d.data) + 4*len(d.offs)))
 		return d, nil
 	}
 	return s.res.Load(), nil
+}
+
+// noteCorrupt counts and logs a segment's damaged records the first time
+// they are found: a segment may be loaded many times (evicted in between).
+func (st *logStore) noteCorrupt(l *msgLog, base uint64, bad int) {
+	if bad == 0 {
+		return
+	}
+	st.corruptMu.Lock()
+	seen := st.corruptSeen[base]
+	if st.corruptSeen == nil {
+		st.corruptSeen = map[uint64]bool{}
+	}
+	st.corruptSeen[base] = true
+	st.corruptMu.Unlock()
+	if seen {
+		return
+	}
+	l.corrupt.Add(uint64(bad))
+	st.log.Warn("corrupt records skipped", "segment", base, "count", bad, "dir", st.dir)
+	if st.corruptHook != nil {
+		st.corruptHook(bad)
+	}
 }
 
 func countBad(d *segData) int {
@@ -381,20 +408,17 @@ func (st *logStore) open(l *msgLog) error {
 		l.segs = append(l.segs, &segment{base: b, sealed: true})
 	}
 	last := l.segs[len(l.segs)-1]
-	b, err := st.fs.ReadFile(st.path(segName(last.base)))
+	path := st.path(segName(last.base))
+	b, err := st.fs.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("open segment %d: %w", last.base, err)
 	}
 	d := index(b, last.base, -1, st.maxPayload)
 	if d == nil {
-		// A header that never made it: the segment holds nothing.
-		st.log.Warn("segment without a valid header; ignoring it", "file", st.path(segName(last.base)))
 		d = newSegData(nil, nil, 0)
-	}
-	res := diskqueue.Scan(b[min(len(b), diskqueue.SegmentHeader):], st.maxPayload, nil)
-	if res.TornTail {
-		st.log.Warn("truncating torn write at end of log", "file", st.path(segName(last.base)), "at", res.ValidEnd)
-		if f, err := st.fs.Open(st.path(segName(last.base))); err == nil {
+	} else if res := diskqueue.Scan(b[diskqueue.SegmentHeader:], st.maxPayload, nil); res.TornTail {
+		st.log.Warn("truncating torn write at end of log", "file", path, "at", res.ValidEnd)
+		if f, err := st.fs.Open(path); err == nil {
 			f.Truncate(int64(diskqueue.SegmentHeader + res.ValidEnd))
 			f.Sync()
 			f.Close()
@@ -407,17 +431,48 @@ func (st *logStore) open(l *msgLog) error {
 	}
 	d.offs, d.n = d.offs[:n], n
 	d.cnt.Store(int64(n))
-	if bad := countBad(d); bad > 0 {
-		l.corrupt.Add(uint64(bad))
-		st.log.Warn("corrupt records skipped", "segment", last.base, "count", bad, "dir", st.dir)
+	st.noteCorrupt(l, last.base, countBad(d))
+	if n == 0 {
+		// The newest segment holds no record: a crash came between
+		// creating its file and writing the first one, or its header is
+		// gone. Leave it out of the log: the next append starts a segment
+		// of the same base, which must not share this entry (releasing
+		// the stale entry would delete the new segment's file).
+		l.segs = l.segs[:len(l.segs)-1]
+		st.discardEmpty(l, last.base, path, b)
 	}
-	l.head = l.segs[0].base
 	next := last.base + uint64(n)
+	l.head = next
+	if len(l.segs) > 0 {
+		l.head = l.segs[0].base
+	}
 	l.tail.Store(next)
 	l.next = next
+	l.last = nil
+	if len(l.segs) > 0 {
+		l.last = l.segs[len(l.segs)-1]
+	}
 	st.written, _ = next, 0
 	st.synced.Store(next)
 	return nil
+}
+
+// discardEmpty removes the file of a newest segment that holds no readable
+// record. A file whose header is bad is moved aside (<name>.bad) for
+// inspection instead, and the records it still holds are counted as
+// corrupt.
+func (st *logStore) discardEmpty(l *msgLog, base uint64, path string, b []byte) {
+	if _, ok := diskqueue.ParseSegmentHeader(b); ok || len(b) == 0 {
+		if err := st.fs.Remove(path); err != nil {
+			st.log.Warn("removing empty segment failed", "file", path, "err", err)
+		}
+		return
+	}
+	st.noteCorrupt(l, base, diskqueue.Scan(b, st.maxPayload, nil).Records)
+	st.log.Warn("segment without a valid header; moving it aside", "file", path, "to", path+".bad")
+	if err := st.fs.Rename(path, path+".bad"); err != nil {
+		st.log.Error("moving unreadable segment aside failed", "file", path, "err", err)
+	}
 }
 
 // readSeq returns a payload's seq without its flag.

@@ -32,6 +32,41 @@ type Topic struct {
 	pausedAt atomic.Uint64 // readLimit while paused
 
 	msgBytes atomic.Uint64
+
+	// dpub lists DPUB records (seq, due) in publish order, so /stats can
+	// count a deferred message that no cursor has reached yet as deferred,
+	// as NSQ does, rather than as depth. Guarded by mu.
+	dpub []duePoint
+}
+
+type duePoint struct {
+	seq uint64
+	due int64
+}
+
+// pendingDeferred counts DPUB records in [from, to) not yet due.
+func (t *Topic) pendingDeferred(from, to uint64, now int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.dpub) == 0 {
+		return 0
+	}
+	head := t.log.headSeq()
+	i := sort.Search(len(t.dpub), func(i int) bool { return t.dpub[i].seq >= head })
+	if i > 0 {
+		t.dpub = append(t.dpub[:0], t.dpub[i:]...)
+	}
+	lo := sort.Search(len(t.dpub), func(i int) bool { return t.dpub[i].seq >= from })
+	var n int64
+	for _, p := range t.dpub[lo:] {
+		if p.seq >= to {
+			break
+		}
+		if p.due > now {
+			n++
+		}
+	}
+	return n
 }
 
 // topicHooks are the Server's callbacks into topics' lifecycle.
@@ -154,6 +189,9 @@ func (t *Topic) publish(n int, bytes uint64, next func(i int) ([]byte, int64)) e
 	for i := 0; i < n && err == nil; i++ {
 		body, due := next(i)
 		if err = l.append(seq, now, t.nextID(now), due, body); err == nil {
+			if due != 0 {
+				t.dpub = append(t.dpub, duePoint{seq, due})
+			}
 			seq++
 			l.next = seq
 		}
@@ -164,6 +202,9 @@ func (t *Topic) publish(n int, bytes uint64, next func(i int) ([]byte, int64)) e
 		err = l.persist(start)
 	}
 	if err != nil {
+		for len(t.dpub) > 0 && t.dpub[len(t.dpub)-1].seq >= start {
+			t.dpub = t.dpub[:len(t.dpub)-1]
+		}
 		t.mu.Unlock()
 		t.hooks.storeFailed(err)
 		return err
