@@ -405,9 +405,6 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 	default:
 		return nil, identifyErr(fmt.Sprintf("msg timeout (%d) is invalid", ms))
 	}
-	if req.Snappy && req.Deflate {
-		return nil, wire.Fatal(wire.ErrIdentifyFailed, "cannot enable both deflate and snappy compression")
-	}
 
 	c.imu.Lock()
 	if req.ClientID == "" {
@@ -446,6 +443,9 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 
 	if !req.FeatureNegotiation {
 		return wire.OK, nil
+	}
+	if req.Snappy && cfg.SnappyEnabled && req.Deflate && cfg.DeflateEnabled {
+		return nil, wire.Fatal(wire.ErrIdentifyFailed, "cannot enable both deflate and snappy compression")
 	}
 	level := 6
 	if req.Deflate && cfg.DeflateEnabled && req.DeflateLevel > 0 { // NSQ: only a negotiated deflate
@@ -553,7 +553,7 @@ func (c *conn) rdyCmd(p [][]byte) *wire.Error {
 	}
 	count := int64(1)
 	if len(p) > 1 {
-		n, err := strconv.ParseInt(string(p[1]), 10, 64)
+		n, err := parseCount(p[1])
 		if err != nil {
 			return wire.Fatal(wire.ErrInvalid, fmt.Sprintf("RDY could not parse count %s", p[1]))
 		}
@@ -565,6 +565,22 @@ func (c *conn) rdyCmd(p [][]byte) *wire.Error {
 	c.rdy.Store(count)
 	c.wake()
 	return nil
+}
+
+// parseCount parses a decimal count the way NSQ does: digits only (no
+// sign), an empty value is 0, and overflow is an error.
+func parseCount(b []byte) (int64, error) {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, strconv.ErrSyntax
+		}
+		if n > (1<<63-1-9)/10 {
+			return 0, strconv.ErrRange
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
 }
 
 // parseID checks a message ID parameter. A 16-byte ID that is not one of
@@ -649,7 +665,7 @@ func (c *conn) req(p [][]byte) *wire.Error {
 	if e != nil {
 		return e
 	}
-	ms, err := strconv.ParseInt(string(p[2]), 10, 64)
+	ms, err := parseCount(p[2])
 	if err != nil {
 		return wire.Fatal(wire.ErrInvalid, fmt.Sprintf("REQ could not parse timeout %s", p[2]))
 	}
@@ -745,7 +761,7 @@ func (c *conn) dpub(p [][]byte) ([]byte, *wire.Error) {
 	if !wire.ValidName(string(p[1])) {
 		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("DPUB topic name %q is not valid", p[1]))
 	}
-	ms, err := strconv.ParseInt(string(p[2]), 10, 64)
+	ms, err := parseCount(p[2])
 	if err != nil {
 		return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("DPUB could not parse timeout %s", p[2]))
 	}

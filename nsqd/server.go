@@ -277,7 +277,8 @@ func (s *Server) handle(c *conn) {
 		return
 	}
 	if !bytes.Equal(magic[:], wire.MagicV2) {
-		c.sendError(wire.Fatal(wire.ErrBadProtocol, fmt.Sprintf("client sent bad protocol magic %q", magic[:])))
+		c.log.Info("bad protocol magic", "magic", fmt.Sprintf("%q", magic[:]))
+		c.sendError(wire.Fatal(wire.ErrBadProtocol, ""))
 		return
 	}
 	c.serve()

@@ -84,8 +84,11 @@ func SplitMPUB(body []byte, maxCount, maxMsgSize int, fn func(msg []byte)) *Erro
 			return errMPUBShort
 		}
 		size := int32(binary.BigEndian.Uint32(rest))
-		if size <= 0 || int(size) > maxMsgSize {
+		if size <= 0 {
 			return Fatal(ErrBadMessage, "MPUB invalid message("+itoa(int64(i))+") body size "+itoa(int64(size)))
+		}
+		if int(size) > maxMsgSize {
+			return Fatal(ErrBadMessage, "MPUB message too big "+itoa(int64(size))+" > "+itoa(int64(maxMsgSize)))
 		}
 		rest = rest[4:]
 		if len(rest) < int(size) {

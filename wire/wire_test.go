@@ -370,7 +370,7 @@ var mpubTests = []struct {
 	{"empty", nil, nil, "E_BAD_BODY MPUB invalid message count"},
 	{"message size zero", cat(be32(1), be32(0)), nil, "E_BAD_MESSAGE MPUB invalid message(0) body size 0"},
 	{"second size negative", cat(be32(2), be32(1), []byte("a"), be32(-5)), nil, "E_BAD_MESSAGE MPUB invalid message(1) body size -5"},
-	{"message too big", cat(be32(1), be32(9), []byte("123456789")), nil, "E_BAD_MESSAGE MPUB invalid message(0) body size 9"},
+	{"message too big", cat(be32(1), be32(9), []byte("123456789")), nil, "E_BAD_MESSAGE MPUB message too big 9 > 8"},
 	{"missing size", cat(be32(2), be32(1), []byte("a")), nil, "E_BAD_BODY MPUB body shorter than its messages"},
 	{"short size", cat(be32(1), []byte{0, 0}), nil, "E_BAD_BODY MPUB body shorter than its messages"},
 	{"short message", cat(be32(1), be32(4), []byte("abc")), nil, "E_BAD_BODY MPUB body shorter than its messages"},
