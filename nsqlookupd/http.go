@@ -223,23 +223,23 @@ func (s *Server) handleTopicTombstone(w http.ResponseWriter, r *http.Request) {
 	writeEmpty(w)
 }
 
-// params are a request's query parameters; as in NSQ the body is ignored.
-type params url.Values
+// queryParams are a request's query parameters; as in NSQ the body is ignored.
+type queryParams url.Values
 
 // query parses the query string, answering 400 INVALID_REQUEST when it is
 // malformed.
-func query(w http.ResponseWriter, r *http.Request) (params, bool) {
+func query(w http.ResponseWriter, r *http.Request) (queryParams, bool) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "INVALID_REQUEST")
 		return nil, false
 	}
-	return params(q), true
+	return queryParams(q), true
 }
 
 // get returns the first value of key. A key given with an empty value
 // ("?topic=") is present, as in NSQ.
-func (p params) get(key string) (string, bool) {
+func (p queryParams) get(key string) (string, bool) {
 	v, ok := p[key]
 	if !ok || len(v) == 0 {
 		return "", false
