@@ -67,10 +67,10 @@ func newHTTPAPI(s *Server, overTLS bool) *httpAPI {
 		if method == http.MethodGet {
 			// ServeMux lets HEAD in through a GET pattern; NSQ's router
 			// does not.
-			get := h
+			get, other := h, a.otherMethod(path)
 			h = func(w http.ResponseWriter, r *http.Request) {
 				if r.Method != http.MethodGet {
-					a.methodNotAllowed(w, r, a.allow[path])
+					other(w, r)
 					return
 				}
 				get(w, r)
@@ -121,17 +121,8 @@ func newHTTPAPI(s *Server, overTLS bool) *httpAPI {
 	for path, ms := range methods {
 		ms = append(ms, http.MethodOptions)
 		slices.Sort(ms)
-		allow := strings.Join(slices.Compact(ms), ", ")
-		a.allow[path] = allow
-		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodOptions {
-				// NSQ's router answers OPTIONS itself.
-				w.Header().Set("Allow", allow)
-				w.WriteHeader(http.StatusOK)
-				return
-			}
-			a.methodNotAllowed(w, r, allow)
-		})
+		a.allow[path] = strings.Join(slices.Compact(ms), ", ")
+		a.mux.HandleFunc(path, a.otherMethod(path))
 	}
 	a.mux.HandleFunc("/", a.logged(a.notFound))
 	return a
@@ -237,11 +228,18 @@ func (a *httpAPI) notFound(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusNotFound, "NOT_FOUND")
 }
 
-func (a *httpAPI) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
-	w.Header().Set("Allow", allow)
-	start := time.Now()
-	writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
-	a.log.Info("http request", "status", http.StatusMethodNotAllowed, "method", r.Method, "uri", r.URL.RequestURI(), "remote_addr", r.RemoteAddr, "elapsed", time.Since(start))
+// otherMethod answers a request for path with a method it does not serve:
+// OPTIONS lists the methods (NSQ's router answers it itself), anything else
+// is 405 METHOD_NOT_ALLOWED.
+func (a *httpAPI) otherMethod(path string) http.HandlerFunc {
+	return a.logged(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", a.allow[path])
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+	})
 }
 
 // query holds a request's query string, read by url.ParseQuery's rules
