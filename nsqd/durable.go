@@ -215,6 +215,14 @@ func (t *Topic) loadStore() error {
 		}
 		if j, err := st.fs.ReadFile(journalFile(st.dir, c.name)); err == nil && len(j) > 0 {
 			c.replayJournal(j, head, tail)
+			// The next progress save holds the replayed deferrals and
+			// must empty the journal (it only does with the journal
+			// open), or every start replays it again: messages FINed
+			// since come back.
+			if f, off, err := st.openJournal(c.name); err == nil {
+				c.journal, c.journalOff = f, off
+			}
+			c.version++
 		}
 	}
 	return nil
