@@ -50,6 +50,8 @@ type conn struct {
 	wmu sync.Mutex
 	w   *bufio.Writer
 	hdr []byte
+	layers   // TLS and compression (transport.go); w writes to out
+	connAuth // AUTH state (auth.go)
 
 	imu       sync.Mutex // guards identity and pubCounts (read by /stats)
 	clientID  string
@@ -105,6 +107,7 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 		settingsCh: make(chan struct{}, 1),
 		exitCh:     make(chan struct{}),
 	}
+	c.rw, c.out = nc, nc
 	c.heartbeat.Store(int64(s.cfg.ClientTimeout / 2))
 	c.outTimeout.Store(int64(s.cfg.OutputBufferTimeout))
 	c.outSize.Store(defaultOutputBuffer)
@@ -122,9 +125,9 @@ func (c *conn) writer() *bufio.Writer {
 	if c.w == nil {
 		if size := int(c.outSize.Load()); size == defaultOutputBuffer {
 			c.w = writerPool.Get().(*bufio.Writer)
-			c.w.Reset(c.nc)
+			c.w.Reset(c.out)
 		} else {
-			c.w = bufio.NewWriterSize(c.nc, size)
+			c.w = bufio.NewWriterSize(c.out, size)
 		}
 	}
 	return c.w
@@ -229,13 +232,18 @@ func (c *conn) writeDeadline() time.Time {
 func (c *conn) send(typ int32, data []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.sendLocked(typ, data)
+}
+
+// sendLocked is send with wmu held.
+func (c *conn) sendLocked(typ int32, data []byte) error {
 	c.nc.SetWriteDeadline(c.writeDeadline())
 	c.hdr = wire.AppendFrame(c.hdr[:0], typ, data)
 	w := c.writer()
 	if _, err := w.Write(c.hdr); err != nil {
 		return err
 	}
-	err := w.Flush()
+	err := c.flushOut()
 	c.releaseWriter()
 	return err
 }
@@ -245,7 +253,7 @@ func (c *conn) sendError(e *wire.Error) error {
 }
 
 func (c *conn) exec(p [][]byte) ([]byte, *wire.Error) {
-	if c.srv.cfg.TLSRequired != TLSNotRequired && !bytes.Equal(p[0], []byte("IDENTIFY")) {
+	if c.srv.cfg.TLSRequired != TLSNotRequired && !c.isTLS.Load() && !bytes.Equal(p[0], []byte("IDENTIFY")) {
 		return nil, wire.Fatal(wire.ErrInvalid, fmt.Sprintf("cannot %s in current state (TLS required)", p[0]))
 	}
 	switch string(p[0]) {
@@ -428,7 +436,7 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 	if outSize != c.outSize.Load() {
 		c.wmu.Lock()
 		if c.w != nil {
-			c.w.Flush()
+			c.flushOut()
 			c.releaseWriter()
 			c.w = nil
 		}
@@ -447,8 +455,11 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 	if req.Snappy && cfg.SnappyEnabled && req.Deflate && cfg.DeflateEnabled {
 		return nil, wire.Fatal(wire.ErrIdentifyFailed, "cannot enable both deflate and snappy compression")
 	}
+	useTLS := req.TLSv1 && c.srv.tlsConfig != nil
+	useSnappy := req.Snappy && cfg.SnappyEnabled
+	useDeflate := req.Deflate && cfg.DeflateEnabled
 	level := 6
-	if req.Deflate && cfg.DeflateEnabled && req.DeflateLevel > 0 { // NSQ: only a negotiated deflate
+	if useDeflate && req.DeflateLevel > 0 { // NSQ: only a negotiated deflate
 		level = req.DeflateLevel
 	}
 	level = min(level, cfg.MaxDeflateLevel)
@@ -457,15 +468,21 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 		Version:             version.Compat,
 		MaxMsgTimeout:       cfg.MaxMsgTimeout.Milliseconds(),
 		MsgTimeout:          msgTimeout.Milliseconds(),
+		TLSv1:               useTLS,
+		Deflate:             useDeflate,
 		DeflateLevel:        level,
 		MaxDeflateLevel:     cfg.MaxDeflateLevel,
+		Snappy:              useSnappy,
 		SampleRate:          req.SampleRate,
-		AuthRequired:        false,
+		AuthRequired:        c.srv.auth != nil,
 		OutputBufferSize:    outSize,
 		OutputBufferTimeout: outTimeout.Milliseconds(),
 		TopologyRegion:      cfg.TopologyRegion,
 		TopologyZone:        cfg.TopologyZone,
 	})
+	if useTLS || useSnappy || useDeflate {
+		return nil, c.upgrade(reply, useTLS, useSnappy, useDeflate, level)
+	}
 	return reply, nil
 }
 
@@ -490,11 +507,13 @@ func (c *conn) auth(p [][]byte) ([]byte, *wire.Error) {
 	if n <= 0 {
 		return nil, wire.Fatal(wire.ErrBadBody, fmt.Sprintf("AUTH invalid body size %d", n))
 	}
-	if _, err := c.readBody(n); err != nil {
+	body, err := c.readBody(n)
+	if err != nil {
 		return nil, wire.Fatal(wire.ErrBadBody, "AUTH failed to read body")
 	}
+	secret := string(body)
 	c.doneWithBody()
-	return nil, wire.Fatal(wire.ErrAuthDisabled, "AUTH disabled")
+	return c.authenticate(secret)
 }
 
 func (c *conn) sub(p [][]byte) ([]byte, *wire.Error) {
@@ -513,6 +532,9 @@ func (c *conn) sub(p [][]byte) ([]byte, *wire.Error) {
 	}
 	if !wire.ValidName(chanName) {
 		return nil, wire.Fatal(wire.ErrBadChannel, fmt.Sprintf("SUB channel name %q is not valid", chanName))
+	}
+	if e := c.checkAuth("SUB", topicName, chanName); e != nil {
+		return nil, e
 	}
 	var ch *Channel
 	var err error
@@ -743,6 +765,9 @@ func (c *conn) pub(p [][]byte) ([]byte, *wire.Error) {
 		return nil, e
 	}
 	defer c.doneWithBody()
+	if e := c.checkAuth("PUB", name, ""); e != nil {
+		return nil, e
+	}
 	t, err := c.srv.Topic(name)
 	if err == nil {
 		err = t.Publish(body, 0)
@@ -775,6 +800,9 @@ func (c *conn) dpub(p [][]byte) ([]byte, *wire.Error) {
 		return nil, e
 	}
 	defer c.doneWithBody()
+	if e := c.checkAuth("DPUB", name, ""); e != nil {
+		return nil, e
+	}
 	t, err := c.srv.Topic(name)
 	if err == nil {
 		err = t.Publish(body, time.Duration(ms)*time.Millisecond)
@@ -795,6 +823,9 @@ func (c *conn) mpub(p [][]byte) ([]byte, *wire.Error) {
 		return nil, wire.Fatal(wire.ErrBadTopic, fmt.Sprintf("E_BAD_TOPIC MPUB topic name %q is not valid", p[1]))
 	}
 	name := c.srv.topicName(p[1])
+	if e := c.checkAuth("MPUB", name, ""); e != nil {
+		return nil, e
+	}
 	n, err := wire.ReadSize(c.r)
 	if err != nil {
 		return nil, wire.Fatal(wire.ErrBadBody, "MPUB failed to read body size")
@@ -942,11 +973,11 @@ func (c *conn) writeMessages(batch []delivery) error {
 func (c *conn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.w == nil || c.w.Buffered() == 0 {
+	if c.w == nil || c.w.Buffered() == 0 && c.fw == nil { // deflate may hold what w passed on
 		return nil
 	}
 	c.nc.SetWriteDeadline(c.writeDeadline())
-	err := c.w.Flush()
+	err := c.flushOut()
 	c.releaseWriter()
 	return err
 }

@@ -151,6 +151,9 @@ func (c ClientStats) text(now time.Time) string {
 // httpsPort is the port of --https-address, which the 403 TLS_REQUIRED
 // answer points clients to.
 func (s *Server) httpsPort() int {
+	if a, ok := s.HTTPSAddr().(*net.TCPAddr); ok {
+		return a.Port // the listener's, also when --https-address has port 0
+	}
 	_, port, err := net.SplitHostPort(s.cfg.HTTPSAddress)
 	if err != nil {
 		return -1

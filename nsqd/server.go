@@ -3,6 +3,7 @@ package nsqd
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,12 @@ type Server struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	dirLock *os.File
+
+	// TLS and auth (tls.go, auth.go); nil when not configured.
+	tlsConfig *tls.Config
+	httpsLn   net.Listener
+	httpsSrv  *http.Server
+	auth      *authServers
 
 	mu     sync.RWMutex
 	topics map[string]*Topic
@@ -91,6 +98,17 @@ func New(cfg *Config) (*Server, error) {
 	s.ctx = context.Background()
 	ok := "OK"
 	s.health.Store(&ok)
+	var err error
+	if s.tlsConfig, err = newTLSConfig(cfg); err != nil {
+		return nil, err
+	}
+	clientTLS, err := newClientTLSConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if s.auth, err = newAuthServers(cfg, clientTLS, logger); err != nil {
+		return nil, err
+	}
 
 	if err := os.MkdirAll(cfg.DataPath, 0o755); err != nil {
 		return nil, fmt.Errorf("--data-path %s: %w", cfg.DataPath, err)
@@ -122,6 +140,14 @@ func New(cfg *Config) (*Server, error) {
 			s.dirLock.Close()
 			return nil, fmt.Errorf("--http-address %s: %w", cfg.HTTPAddress, err)
 		}
+	}
+	if err := s.listenHTTPS(); err != nil {
+		s.tcpLn.Close()
+		if s.httpLn != nil {
+			s.httpLn.Close()
+		}
+		s.dirLock.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -193,7 +219,20 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	s.log.Info("listening", "tcp", s.tcpLn.Addr().String(), "http", addrString(s.HTTPAddr()), "data_path", s.cfg.DataPath)
+	if s.httpsLn != nil {
+		s.httpsSrv = &http.Server{
+			Handler:           s.httpsHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		g.Go(func() error {
+			if err := s.httpsSrv.Serve(s.httpsLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("https: %w", err)
+			}
+			return nil
+		})
+	}
+	s.log.Info("listening", "tcp", s.tcpLn.Addr().String(), "http", addrString(s.HTTPAddr()), "https", addrString(s.HTTPSAddr()), "data_path", s.cfg.DataPath)
 	g.Go(func() error {
 		<-gctx.Done()
 		s.shutdown()
@@ -224,6 +263,14 @@ func (s *Server) shutdown() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		s.httpSrv.Shutdown(ctx)
 		cancel()
+	}
+	if s.httpsSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.httpsSrv.Shutdown(ctx)
+		cancel()
+	}
+	if s.auth != nil {
+		s.auth.close()
 	}
 	s.connMu.Lock()
 	for _, c := range s.conns {

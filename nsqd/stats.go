@@ -2,7 +2,9 @@ package nsqd
 
 import (
 	"crypto/tls"
+	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
@@ -79,14 +81,14 @@ type ClientStats struct {
 	Authed          bool       `json:"authed,omitempty"`
 	AuthIdentity    string     `json:"auth_identity,omitempty"`
 	AuthIdentityURL string     `json:"auth_identity_url,omitempty"`
+	TopologyZone    string     `json:"topology_zone"`
+	TopologyRegion  string     `json:"topology_region"`
 	PubCounts       []PubCount `json:"pub_counts,omitempty"`
 	TLS             bool       `json:"tls"`
 	CipherSuite     string     `json:"tls_cipher_suite"`
 	TLSVersion      string     `json:"tls_version"`
 	TLSNegProto     string     `json:"tls_negotiated_protocol"`
 	TLSNegProtoMut  bool       `json:"tls_negotiated_protocol_is_mutual"`
-	TopologyZone    string     `json:"topology_zone"`
-	TopologyRegion  string     `json:"topology_region"`
 }
 
 // MemStats is the memory block of /stats.
@@ -102,10 +104,10 @@ type MemStats struct {
 	GCTotalRuns       uint32 `json:"gc_total_runs"`
 }
 
-// StatsFilter selects what Stats reports.
+// StatsFilter selects what Stats reports, as /stats's parameters do.
 type StatsFilter struct {
-	Topic          string // "" means all
-	Channel        string // only with Topic
+	Topic          string // "" means all; otherwise also filters pub_counts
+	Channel        string // "" means all; applies to every reported topic
 	IncludeClients bool
 	IncludeMem     bool
 }
@@ -142,11 +144,11 @@ func (s *Server) Stats(f StatsFilter) Stats {
 		ts := TopicStats{
 			TopicName:    t.name,
 			Channels:     []ChannelStats{},
-			Depth:        t.depth(),
 			MessageCount: t.log.tail.Load() - t.created,
 			MessageBytes: t.msgBytes.Load(),
 			Paused:       t.Paused(),
 		}
+		ts.Depth, ts.BackendDepth = t.depthOnDisk()
 		var merged *latencySnapshot
 		for _, c := range t.channelList() {
 			cs := c.stats(now)
@@ -171,6 +173,7 @@ func (s *Server) Stats(f StatsFilter) Stats {
 				Paused:        cs.Paused,
 				E2E:           percentiles(cs.E2E),
 			}
+			out.BackendDepth = c.backendDepth(cs.Depth)
 			if f.IncludeClients {
 				out.Clients = make([]ClientStats, 0, len(cs.consumerConns))
 				for _, cn := range cs.consumerConns {
@@ -179,9 +182,8 @@ func (s *Server) Stats(f StatsFilter) Stats {
 			}
 			ts.Channels = append(ts.Channels, out)
 		}
-		if merged == nil && len(s.cfg.E2EProcessingLatencyPercentiles) > 0 {
-			merged = &latencySnapshot{quantiles: s.cfg.E2EProcessingLatencyPercentiles}
-		}
+		// As in NSQ, a topic without channels has no latency stream:
+		// {"count":0,"percentiles":null} even with percentiles configured.
 		ts.E2E = percentiles(merged)
 		st.Topics = append(st.Topics, ts)
 	}
@@ -189,7 +191,12 @@ func (s *Server) Stats(f StatsFilter) Stats {
 		st.Producers = []ClientStats{}
 		for _, cn := range s.connList() {
 			if cn.isProducer() {
-				st.Producers = append(st.Producers, cn.stats())
+				cs := cn.stats()
+				if f.Topic != "" {
+					// NSQ reports only the filtered topic's count.
+					cs.PubCounts = slices.DeleteFunc(cs.PubCounts, func(pc PubCount) bool { return pc.Topic != f.Topic })
+				}
+				st.Producers = append(st.Producers, cs)
 			}
 		}
 	}
@@ -199,21 +206,20 @@ func (s *Server) Stats(f StatsFilter) Stats {
 	return st
 }
 
+// memStats is the memory block of /stats. The GC pause percentiles are
+// NSQ's: the recorded pauses (at most the last 256) sorted, the value at
+// index round(p×n), in microseconds.
 func memStats() *MemStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	n := int(min(ms.NumGC, 256))
-	pauses := make([]uint64, n)
-	for i := 0; i < n; i++ {
-		pauses[i] = ms.PauseNs[(int(ms.NumGC)-1-i+256)%256]
-	}
-	sort.Slice(pauses, func(i, j int) bool { return pauses[i] < pauses[j] })
+	n := int(min(ms.NumGC, uint32(len(ms.PauseNs))))
+	pauses := slices.Clone(ms.PauseNs[:n])
+	slices.Sort(pauses)
 	pct := func(p float64) uint64 {
 		if n == 0 {
 			return 0
 		}
-		i := int(float64(n)*p) - 1
-		i = max(0, min(i, n-1))
+		i := min(int(math.Floor(p*float64(n)+0.5)), n-1)
 		return pauses[i] / 1000
 	}
 	return &MemStats{
@@ -249,6 +255,18 @@ func (c *conn) stats() ClientStats {
 	for t, n := range c.pubCounts {
 		cs.PubCounts = append(cs.PubCounts, PubCount{Topic: t, Count: n})
 	}
+	cs.Snappy, cs.Deflate = c.snappyOn, c.deflOn
+	if st := c.tlsState; st != nil {
+		cs.TLS = true
+		cs.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
+		cs.TLSVersion = tlsVersionName(st.Version)
+		cs.TLSNegProto = st.NegotiatedProtocol
+		cs.TLSNegProtoMut = true
+	}
+	if a := c.authed; a != nil {
+		cs.Authed = len(a.rules) > 0
+		cs.AuthIdentity, cs.AuthIdentityURL = a.identity, a.identityURL
+	}
 	c.imu.Unlock()
 	sort.Slice(cs.PubCounts, func(i, j int) bool { return cs.PubCounts[i].Topic < cs.PubCounts[j].Topic })
 	cs.State = c.state.Load()
@@ -259,14 +277,6 @@ func (c *conn) stats() ClientStats {
 	cs.RequeueCount = c.reqCount.Load()
 	cs.ConnectTime = c.connectTS
 	cs.SampleRate = c.sampleRate.Load()
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		cs.TLS = true
-		cs.CipherSuite = tls.CipherSuiteName(st.CipherSuite)
-		cs.TLSVersion = tlsVersionName(st.Version)
-		cs.TLSNegProto = st.NegotiatedProtocol
-		cs.TLSNegProtoMut = true
-	}
 	return cs
 }
 
