@@ -50,6 +50,7 @@ type conn struct {
 	wmu sync.Mutex
 	w   *bufio.Writer
 	hdr []byte
+
 	layers   // TLS and compression (transport.go); w writes to out
 	connAuth // AUTH state (auth.go)
 
