@@ -42,6 +42,7 @@ type authServers struct {
 	post   bool     // --auth-http-request-method=post
 	client *http.Client
 	log    *slog.Logger
+	cache  httpAuthCache // answers for HTTP requests (http_auth.go)
 }
 
 // newAuthServers returns nil when no auth server is configured.

@@ -145,6 +145,9 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusInternalServerError, "INTERNAL_ERROR")
 		}
 	}()
+	if a.s.auth != nil && !a.authorize(w, r) { // http_auth.go
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
