@@ -87,6 +87,7 @@ func newHTTPAPI(s *Server, overTLS bool) *httpAPI {
 	handle("POST", "/mpub", a.mpub)
 
 	handle("GET", "/stats", a.logged(a.stats))
+	handle("GET", "/metrics", a.s.metrics.handler.ServeHTTP) // Prometheus; not logged, scraped often
 
 	handle("POST", "/topic/create", a.logged(a.topicCreate))
 	handle("POST", "/topic/delete", a.logged(a.topicDelete))

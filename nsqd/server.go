@@ -58,6 +58,7 @@ type Server struct {
 	bgWG    sync.WaitGroup
 	meta    *metaWriter
 	health  atomic.Pointer[string]
+	metrics *collector // Prometheus /metrics (metrics.go)
 }
 
 // New validates cfg, creates and locks the data path, loads metadata and
@@ -83,6 +84,8 @@ func New(cfg *Config) (*Server, error) {
 	if s.fs == nil {
 		s.fs = diskqueue.OS
 	}
+	s.metrics = newCollector(s)
+	s.fs = s.metrics.timeFsyncs(s.fs)
 	s.hooks = &topicHooks{
 		newStore:      s.newStore,
 		storeFailed:   s.storeFailed,
@@ -205,6 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.syncLoop(gctx) })
 	g.Go(func() error { return s.spiller.run(gctx) })
 	g.Go(func() error { return s.meta.run(gctx) })
+	g.Go(func() error { return s.runStatsd(gctx) })
 	g.Go(func() error { return s.acceptLoop(s.tcpLn) })
 	if s.httpLn != nil {
 		s.httpSrv = &http.Server{
@@ -315,6 +319,7 @@ func (s *Server) handle(c *conn) {
 		s.connMu.Lock()
 		delete(s.conns, c.id)
 		s.connMu.Unlock()
+		s.metrics.connClosed(c)
 		s.connWG.Done()
 	}()
 	c.nc.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
@@ -415,6 +420,7 @@ func (s *Server) DeleteTopic(name string) bool {
 		return false
 	}
 	t.close()
+	s.metrics.topicClosed(t)
 	s.lookupTopic(name, false)
 	s.log.Info("topic deleted", "topic", name)
 	if !t.ephemeral {
@@ -433,6 +439,7 @@ func (s *Server) ephemeralTopicEmptied(t *Topic) {
 	delete(s.topics, t.name)
 	s.mu.Unlock()
 	t.close()
+	s.metrics.topicClosed(t)
 	s.lookupTopic(t.name, false)
 	s.log.Info("ephemeral topic deleted", "topic", t.name)
 }
