@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -985,7 +986,7 @@ func TestHTTPTLSRequired(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.mode), func(t *testing.T) {
-			_, base := httpStartNSQD(t, func(c *nsqd.Config) {
+			n, base := httpStartNSQD(t, func(c *nsqd.Config) {
 				c.TLSCert, c.TLSKey, c.TLSRequired = cert, key, tt.mode
 				c.HTTPSAddress = httpsAddr
 			})
@@ -995,6 +996,21 @@ func TestHTTPTLSRequired(t *testing.T) {
 			}
 			if r.header.Get("X-NSQ-Content-Type") == "" {
 				t.Errorf("no X-NSQ-Content-Type")
+			}
+
+			// The HTTPS listener serves the whole API in both modes.
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+			}}
+			defer client.CloseIdleConnections()
+			resp, err := client.Post("https://"+n.HTTPSAddr().String()+"/pub?topic=secure", "", strings.NewReader("m"))
+			if err != nil {
+				t.Fatalf("HTTPS /pub: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "OK" || resp.Header.Get("X-NSQ-Content-Type") != "nsq; version=1.0" {
+				t.Errorf("HTTPS /pub = %d %q %v, want 200 OK", resp.StatusCode, b, resp.Header)
 			}
 		})
 	}
