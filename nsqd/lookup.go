@@ -178,6 +178,9 @@ func (p *lookupPeer) run(ctx context.Context) {
 	}
 }
 
+// lookupTimeout bounds each write to a lookupd and the wait for its reply.
+const lookupTimeout = 5 * time.Second
+
 // session runs one connection until an error or ctx ends.
 func (p *lookupPeer) session(ctx context.Context) error {
 	d := net.Dialer{Timeout: p.srv.cfg.HTTPClientConnectTimeout}
@@ -185,10 +188,21 @@ func (p *lookupPeer) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The reader goroutine below is stopped by closing nc (deferred after
+	// this) and by done; session waits for it.
+	var reader sync.WaitGroup
+	defer reader.Wait()
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	defer nc.Close()
-	r := bufio.NewReader(nc)
+	// One goroutine reads every reply, also while idle, so that a lookupd
+	// that goes away (a restart) is noticed at once, not at the next PING
+	// up to 15 s later, and we register with its successor straight away.
+	replies := make(chan lookupReply)
+	done := make(chan struct{})
+	defer close(done)
+	reader.Go(func() { readLookupReplies(bufio.NewReader(nc), replies, done) })
+	lc := &lookupConn{nc: nc, replies: replies}
 
 	// Accept changes from now on; everything that exists is registered
 	// below, so nothing falls between the two.
@@ -197,11 +211,12 @@ func (p *lookupPeer) session(ctx context.Context) error {
 	p.queue = nil
 	p.mu.Unlock()
 
+	nc.SetWriteDeadline(time.Now().Add(lookupTimeout))
 	if _, err := nc.Write(wire.MagicV1); err != nil {
 		return err
 	}
 	ident, _ := json.Marshal(p.srv.identity())
-	reply, err := p.roundTrip(nc, r, wire.AppendCommand(nil, "IDENTIFY", ident))
+	reply, err := lc.roundTrip(wire.AppendCommand(nil, "IDENTIFY", ident))
 	if err != nil {
 		return fmt.Errorf("IDENTIFY: %w", err)
 	}
@@ -216,7 +231,7 @@ func (p *lookupPeer) session(ctx context.Context) error {
 	}
 	p.log.Info("lookupd connected")
 	for _, c := range p.srv.registrations() {
-		if err := p.send(nc, r, c); err != nil {
+		if err := lc.send(c); err != nil {
 			return err
 		}
 	}
@@ -228,7 +243,7 @@ func (p *lookupPeer) session(ctx context.Context) error {
 		p.queue = nil
 		p.mu.Unlock()
 		for _, c := range q {
-			if err := p.send(nc, r, c); err != nil {
+			if err := lc.send(c); err != nil {
 				return err
 			}
 		}
@@ -237,14 +252,62 @@ func (p *lookupPeer) session(ctx context.Context) error {
 			return ctx.Err()
 		case <-p.kick:
 		case <-ping.C:
-			if _, err := p.roundTrip(nc, r, []byte("PING\n")); err != nil {
+			if _, err := lc.roundTrip([]byte("PING\n")); err != nil {
 				return fmt.Errorf("PING: %w", err)
 			}
+		case r := <-replies:
+			// lookupd speaks only when spoken to: this is the connection
+			// closing, or a last error (such as its idle timeout) before
+			// it does.
+			if r.err != nil {
+				return r.err
+			}
+			return fmt.Errorf("unexpected reply %q", r.data)
 		}
 	}
 }
 
-func (p *lookupPeer) send(nc net.Conn, r *bufio.Reader, c lookupCmd) error {
+// lookupReply is one (unframed) reply from a lookupd, or the read error
+// that ended the connection.
+type lookupReply struct {
+	data []byte
+	err  error
+}
+
+// readLookupReplies reads replies from r and hands them over until a read
+// fails (the connection is closed) or done is closed.
+func readLookupReplies(r *bufio.Reader, replies chan<- lookupReply, done <-chan struct{}) {
+	for {
+		var rep lookupReply
+		size, err := wire.ReadSize(r)
+		switch {
+		case err != nil:
+			rep.err = err
+		case size < 0 || size > 1<<20:
+			rep.err = fmt.Errorf("bad response size %d", size)
+		default:
+			rep.data = make([]byte, size)
+			_, rep.err = io.ReadFull(r, rep.data)
+		}
+		select {
+		case replies <- rep:
+		case <-done:
+			return
+		}
+		if rep.err != nil {
+			return
+		}
+	}
+}
+
+// lookupConn is one session's connection: commands are written here and
+// their replies come from the reader goroutine.
+type lookupConn struct {
+	nc      net.Conn
+	replies <-chan lookupReply
+}
+
+func (lc *lookupConn) send(c lookupCmd) error {
 	name := "UNREGISTER"
 	if c.register {
 		name = "REGISTER"
@@ -253,34 +316,33 @@ func (p *lookupPeer) send(nc net.Conn, r *bufio.Reader, c lookupCmd) error {
 	if c.channel != "" {
 		params = append(params, c.channel)
 	}
-	_, err := p.roundTrip(nc, r, wire.AppendCommand(nil, name, nil, params...))
+	_, err := lc.roundTrip(wire.AppendCommand(nil, name, nil, params...))
 	if err != nil {
 		return fmt.Errorf("%s %s %s: %w", name, c.topic, c.channel, err)
 	}
 	return nil
 }
 
-// roundTrip writes one command and reads its (unframed) response.
-func (p *lookupPeer) roundTrip(nc net.Conn, r *bufio.Reader, cmd []byte) ([]byte, error) {
-	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := nc.Write(cmd); err != nil {
+// roundTrip writes one command and waits for its reply.
+func (lc *lookupConn) roundTrip(cmd []byte) ([]byte, error) {
+	lc.nc.SetWriteDeadline(time.Now().Add(lookupTimeout))
+	if _, err := lc.nc.Write(cmd); err != nil {
 		return nil, err
 	}
-	size, err := wire.ReadSize(r)
-	if err != nil {
-		return nil, err
+	timer := time.NewTimer(lookupTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-lc.replies:
+		if r.err != nil {
+			return nil, r.err
+		}
+		if len(r.data) >= 2 && string(r.data[:2]) == "E_" {
+			return nil, errors.New(string(r.data))
+		}
+		return r.data, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("no reply within %v", lookupTimeout)
 	}
-	if size < 0 || size > 1<<20 {
-		return nil, fmt.Errorf("bad response size %d", size)
-	}
-	b := make([]byte, size)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, err
-	}
-	if len(b) >= 2 && string(b[:2]) == "E_" {
-		return nil, errors.New(string(b))
-	}
-	return b, nil
 }
 
 // identity is what nsqd tells each lookupd about itself.

@@ -20,10 +20,10 @@ import (
 	"github.com/nsqx/nsqx/nsqlookupd"
 )
 
-// waitTimeout bounds every poll in these tests. The slowest thing waited
-// for is an nsqd noticing that its lookupd went away, which it learns at
-// its next PING (every 15 s).
-const waitTimeout = 25 * time.Second
+// waitTimeout bounds every poll in these tests; nothing should come close.
+// (An nsqd notices at once that its lookupd went away; NSQ's nsqd learns
+// it only at its next PING, up to 15 s later.)
+const waitTimeout = 10 * time.Second
 
 // Lookupd is a running nsqlookupd. It lives in this package, not in
 // internal/nsqtest, because nsqlookupd's own tests import nsqtest: nsqtest
