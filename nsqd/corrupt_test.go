@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,6 +145,25 @@ func copyCounts(m map[string]int) map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// metricValue returns the value of an unlabelled metric from GET /metrics.
+func metricValue(httpAddr, name string) (float64, error) {
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /metrics", name)
 }
 
 // diskRec is one record as found in a segment file.
@@ -532,6 +552,9 @@ func TestCorruptSegments(t *testing.T) {
 			checkDelivered(t, got, want)
 			if c := n.CorruptRecords(corruptTopic); c != wantCorrupt {
 				t.Errorf("corrupt records counted: %d, want %d", c, wantCorrupt)
+			}
+			if v, err := metricValue(n.HTTPAddr, "nsqd_corrupt_records_total"); err != nil || v != float64(wantCorrupt) {
+				t.Errorf("/metrics nsqd_corrupt_records_total = %v (%v), want %d", v, err, wantCorrupt)
 			}
 			if wantCorrupt > 0 && !logs.contains("corrupt records skipped") {
 				t.Errorf("no %q in the log", "corrupt records skipped")
