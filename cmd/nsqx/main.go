@@ -61,9 +61,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type devConfig struct {
 	host     string
 	dataDir  string
-	tcpPort  int // nsqd TCP; HTTP is +1
-	lookPort int // nsqlookupd TCP; HTTP is +1
-	admin    int // nsqadmin HTTP
+	tcpPort  int // nsqd TCP; HTTP is +1 (0: any free ports)
+	lookPort int // nsqlookupd TCP; HTTP is +1 (0: any free ports)
+	admin    int // nsqadmin HTTP (0: any free port)
 	noAdmin  bool
 	logLevel string
 }
@@ -74,9 +74,9 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c devConfig
 	fs.StringVar(&c.host, "host", "127.0.0.1", "address every daemon listens on")
 	fs.StringVar(&c.dataDir, "data", "data", "directory for nsqd's data")
-	fs.IntVar(&c.tcpPort, "nsqd-port", 4150, "nsqd TCP port (HTTP is the next port)")
-	fs.IntVar(&c.lookPort, "lookupd-port", 4160, "nsqlookupd TCP port (HTTP is the next port)")
-	fs.IntVar(&c.admin, "admin-port", 4171, "nsqadmin HTTP port")
+	fs.IntVar(&c.tcpPort, "nsqd-port", 4150, "nsqd TCP port (HTTP is the next port; 0 picks free ports)")
+	fs.IntVar(&c.lookPort, "lookupd-port", 4160, "nsqlookupd TCP port (HTTP is the next port; 0 picks free ports)")
+	fs.IntVar(&c.admin, "admin-port", 4171, "nsqadmin HTTP port (0 picks a free port)")
 	fs.BoolVar(&c.noAdmin, "no-admin", false, "do not start nsqadmin")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +99,14 @@ func dev(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func hostPort(host string, port int) string { return net.JoinHostPort(host, fmt.Sprint(port)) }
 
+// next is the port n after port, or 0 (any free port) when port is 0.
+func next(port, n int) int {
+	if port == 0 {
+		return 0
+	}
+	return port + n
+}
+
 func logger(w io.Writer, level slog.Level, name string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("daemon", name)
 }
@@ -110,7 +118,7 @@ func runDev(ctx context.Context, c devConfig, level slog.Level, out io.Writer) e
 	}
 	lcfg := nsqlookupd.DefaultConfig()
 	lcfg.TCPAddress = hostPort(c.host, c.lookPort)
-	lcfg.HTTPAddress = hostPort(c.host, c.lookPort+1)
+	lcfg.HTTPAddress = hostPort(c.host, next(c.lookPort, 1))
 	lcfg.BroadcastAddress = c.host
 	lcfg.Logger = logger(out, level, "nsqlookupd")
 	lookupd, err := nsqlookupd.New(lcfg)
@@ -120,8 +128,8 @@ func runDev(ctx context.Context, c devConfig, level slog.Level, out io.Writer) e
 
 	ncfg := nsqd.DefaultConfig()
 	ncfg.TCPAddress = hostPort(c.host, c.tcpPort)
-	ncfg.HTTPAddress = hostPort(c.host, c.tcpPort+1)
-	ncfg.HTTPSAddress = hostPort(c.host, c.tcpPort+2)
+	ncfg.HTTPAddress = hostPort(c.host, next(c.tcpPort, 1))
+	ncfg.HTTPSAddress = hostPort(c.host, next(c.tcpPort, 2))
 	ncfg.BroadcastAddress = c.host
 	ncfg.DataPath = dataDir
 	ncfg.LookupdTCPAddrs = []string{lookupd.TCPAddr().String()}
