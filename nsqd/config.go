@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsqx/nsqx/diskqueue"
+	"github.com/nsqx/nsqx/internal/logging"
 )
 
 // Config holds every nsqd option. Field comments give the NSQ flag name.
@@ -19,6 +20,7 @@ type Config struct {
 	NodeID    int64      // --node-id (cfg "id")
 	LogLevel  slog.Level // --log-level
 	LogPrefix string     // --log-prefix
+	LogFormat string     // --log-format: text or json (nsqx)
 
 	TCPAddress        string   // --tcp-address: host:port or a unix socket path
 	HTTPAddress       string   // --http-address: host:port, unix path, or "" to disable
@@ -92,6 +94,10 @@ type Config struct {
 
 	// Logger receives the daemon's logs; nil discards them.
 	Logger *slog.Logger `toml:"-"`
+	// LogLevelVar, when set, is the level Logger filters by: PUT
+	// /config/log_level changes it along with LogLevel. Without it the
+	// change is only reported.
+	LogLevelVar *slog.LevelVar `toml:"-"`
 
 	// FS is the filesystem the message logs are written through; nil
 	// means the operating system's. Tests inject faults here.
@@ -116,6 +122,7 @@ func DefaultConfig() *Config {
 		NodeID:    nodeID,
 		LogLevel:  slog.LevelInfo,
 		LogPrefix: "[nsqd] ",
+		LogFormat: logging.FormatText,
 
 		TCPAddress:       "0.0.0.0:4150",
 		HTTPAddress:      "0.0.0.0:4151",
@@ -176,6 +183,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID < 0 || c.NodeID >= 1024 {
 		bad("node-id", "%d must be in [0,1024)", c.NodeID)
+	}
+	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
+		bad("log-format", "%v", err)
 	}
 	if c.TCPAddress == "" {
 		bad("tcp-address", "must not be empty")

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 )
 
@@ -165,59 +166,27 @@ func (s *Server) httpsPort() int {
 	return n
 }
 
-// levelFatal is NSQ's "fatal" level, above slog's Error (cmd/nsqd maps
-// --log-level=fatal to the same value).
-const levelFatal = slog.LevelError + 4
-
-// NSQ's log levels, as /config/log_level reports them (NSQ marshals its
-// level type as a number).
-var nsqLogLevels = []struct {
-	name  string
-	level slog.Level
-	num   int
-}{
-	{"debug", slog.LevelDebug, 1},
-	{"info", slog.LevelInfo, 2},
-	{"warn", slog.LevelWarn, 3},
-	{"error", slog.LevelError, 4},
-	{"fatal", levelFatal, 5},
-}
-
 // parseLogLevel reads NSQ's level names in any case.
 func parseLogLevel(s string) (slog.Level, bool) {
-	for _, l := range nsqLogLevels {
-		if strings.EqualFold(s, l.name) {
-			return l.level, true
-		}
-	}
-	return 0, false
-}
-
-// nsqLogLevel is level as NSQ numbers it.
-func nsqLogLevel(level slog.Level) int {
-	n := 1
-	for _, l := range nsqLogLevels {
-		if level >= l.level {
-			n = l.num
-		}
-	}
-	return n
+	l, err := logging.ParseLevel(s)
+	return l, err == nil
 }
 
 // logLevelMu guards Config.LogLevel, the one option PUT /config changes in
 // place (nsqlookupd_tcp_addresses lives in the lookupd client).
 var logLevelMu sync.Mutex
 
-// setLogLevel records a log level set through PUT /config/log_level.
-//
-// The logger was built by the caller of New with a fixed level, so this
-// changes what /config reports; it filters logs only once the logger reads
-// its level from the config (see the report to the lead).
+// setLogLevel applies a log level set through PUT /config/log_level: to
+// Config.LogLevelVar, which the logger filters by (cmd/nsqd sets it), and
+// to what /config reports.
 func (s *Server) setLogLevel(level slog.Level) {
 	logLevelMu.Lock()
 	s.cfg.LogLevel = level
 	logLevelMu.Unlock()
-	s.log.Info("log level changed", "level", level)
+	if lv := s.cfg.LogLevelVar; lv != nil {
+		lv.Set(level)
+	}
+	s.log.Info("log level changed", "level", logging.LevelName(level))
 }
 
 func (s *Server) logLevel() slog.Level {
@@ -244,9 +213,11 @@ func (s *Server) configValue(name string) (any, bool) {
 	case "id":
 		v = c.NodeID
 	case "log_level":
-		v = nsqLogLevel(s.logLevel())
+		v = logging.LevelNumber(s.logLevel())
 	case "log_prefix":
 		v = c.LogPrefix
+	case "log_format":
+		v = c.LogFormat
 	case "tcp_address":
 		v = c.TCPAddress
 	case "http_address":

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/nsqd"
 )
 
@@ -46,8 +46,9 @@ func newFlagSet(cfg *nsqd.Config) *flag.FlagSet {
 	// basic
 	fs.String("config", "", "path to a TOML `file` of options (keys are flag names with '_' for '-')")
 	fs.Bool("version", false, "print the version and exit")
-	fs.Var(levelValue{&cfg.LogLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
-	fs.StringVar(&cfg.LogPrefix, "log-prefix", cfg.LogPrefix, "text put at the start of every log line")
+	fs.Var(logging.LevelFlag{P: &cfg.LogLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
+	fs.StringVar(&cfg.LogPrefix, "log-prefix", cfg.LogPrefix, "text put at the start of every log line (with --log-format=json, a \"prefix\" field)")
+	fs.Var(logging.FormatFlag{P: &cfg.LogFormat}, "log-format", "log line `format`: text, or json for one JSON object per line")
 	fs.Bool("verbose", false, "deprecated, does nothing (use --log-level)")
 	fs.Int64Var(&cfg.NodeID, "node-id", cfg.NodeID, "node number in [0,1024) put into message IDs (TOML key: id; the default is derived from the hostname)")
 	fs.Bool("worker-id", false, "deprecated, does nothing (use --node-id)")
@@ -123,46 +124,6 @@ func newFlagSet(cfg *nsqd.Config) *flag.FlagSet {
 	fs.StringVar(&cfg.TopologyZone, "topology-zone", cfg.TopologyZone, "zone of this nsqd, for topology-aware consumption")
 
 	return fs
-}
-
-// levelFatal is NSQ's "fatal" log level. slog has none; it sits above
-// Error so that only fatal messages pass.
-const levelFatal = slog.LevelError + 4
-
-var levelNames = []struct {
-	name  string
-	level slog.Level
-}{
-	{"debug", slog.LevelDebug},
-	{"info", slog.LevelInfo},
-	{"warn", slog.LevelWarn},
-	{"error", slog.LevelError},
-	{"fatal", levelFatal},
-}
-
-// levelValue is --log-level: NSQ's level names, in any case.
-type levelValue struct{ p *slog.Level }
-
-func (v levelValue) String() string {
-	if v.p == nil {
-		return ""
-	}
-	for _, n := range levelNames {
-		if n.level == *v.p {
-			return n.name
-		}
-	}
-	return v.p.String()
-}
-
-func (v levelValue) Set(s string) error {
-	for _, n := range levelNames {
-		if strings.EqualFold(s, n.name) {
-			*v.p = n.level
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown log level %q (want debug, info, warn, error or fatal)", s)
 }
 
 // tlsRequiredValue is --tls-required. Like NSQ's it is a boolean flag (a

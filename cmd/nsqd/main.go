@@ -18,9 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqd"
 )
@@ -47,7 +47,14 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		printError(stderr, err)
 		return 1
 	}
-	cfg.Logger = newLogger(stderr, cfg.LogPrefix, cfg.LogLevel)
+	// The level is a LevelVar so that PUT /config/log_level takes effect.
+	cfg.LogLevelVar = new(slog.LevelVar)
+	cfg.LogLevelVar.Set(cfg.LogLevel)
+	cfg.Logger, err = logging.New(stderr, logging.Options{Level: cfg.LogLevelVar, Prefix: cfg.LogPrefix, Format: cfg.LogFormat})
+	if err != nil {
+		printError(stderr, err)
+		return 1
+	}
 
 	srv, err := nsqd.New(cfg)
 	if err != nil {
@@ -122,43 +129,4 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
-}
-
-// newLogger returns a text logger writing to w at level and above, each
-// line starting with prefix (--log-prefix).
-func newLogger(w io.Writer, prefix string, level slog.Level) *slog.Logger {
-	if prefix != "" {
-		w = &prefixWriter{w: w, prefix: []byte(prefix)}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{
-		Level: level,
-		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if len(groups) == 0 && a.Key == slog.LevelKey {
-				if l, ok := a.Value.Any().(slog.Level); ok && l == levelFatal {
-					a.Value = slog.StringValue("FATAL")
-				}
-			}
-			return a
-		},
-	}))
-}
-
-// prefixWriter puts prefix in front of every Write. slog's handlers write
-// each record with a single Write, so that is once per line.
-type prefixWriter struct {
-	w      io.Writer
-	prefix []byte
-
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(append(p.buf[:0], p.prefix...), b...)
-	if _, err := p.w.Write(p.buf); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }

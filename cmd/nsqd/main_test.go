@@ -12,10 +12,10 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqd"
 )
@@ -62,6 +62,7 @@ func TestFlagDefaults(t *testing.T) {
 		"version":                            "false",
 		"log-level":                          "info",
 		"log-prefix":                         "[nsqd] ",
+		"log-format":                         "text",
 		"verbose":                            "false",
 		"node-id":                            strconv.FormatInt(def.NodeID, 10),
 		"worker-id":                          "false",
@@ -159,6 +160,7 @@ func TestFlagsReachConfig(t *testing.T) {
 	}{
 		{[]string{"--log-level=debug"}, func(c *nsqd.Config) { c.LogLevel = slog.LevelDebug }},
 		{[]string{"--log-prefix="}, func(c *nsqd.Config) { c.LogPrefix = "" }},
+		{[]string{"--log-format=json"}, func(c *nsqd.Config) { c.LogFormat = "json" }},
 		{[]string{"--node-id=1023"}, func(c *nsqd.Config) { c.NodeID = 1023 }},
 		{[]string{"--tcp-address=/tmp/nsqd.sock"}, func(c *nsqd.Config) { c.TCPAddress = "/tmp/nsqd.sock" }},
 		{[]string{"--http-address="}, func(c *nsqd.Config) { c.HTTPAddress = "" }},
@@ -250,7 +252,8 @@ func TestSpecialValues(t *testing.T) {
 		{"--log-level=INFO", func(c *nsqd.Config) any { return c.LogLevel }, slog.LevelInfo},
 		{"--log-level=warn", func(c *nsqd.Config) any { return c.LogLevel }, slog.LevelWarn},
 		{"--log-level=error", func(c *nsqd.Config) any { return c.LogLevel }, slog.LevelError},
-		{"--log-level=fatal", func(c *nsqd.Config) any { return c.LogLevel }, levelFatal},
+		{"--log-level=fatal", func(c *nsqd.Config) any { return c.LogLevel }, logging.LevelFatal},
+		{"--log-format=JSON", func(c *nsqd.Config) any { return c.LogFormat }, "json"},
 
 		{tlsFiles + "--tls-required", func(c *nsqd.Config) any { return c.TLSRequired }, nsqd.TLSRequired},
 		{tlsFiles + "--tls-required=true", func(c *nsqd.Config) any { return c.TLSRequired }, nsqd.TLSRequired},
@@ -478,6 +481,7 @@ func TestInvalid(t *testing.T) {
 		{[]string{"--tls-min-version=ssl3.0"}, nil, []string{"-tls-min-version", "ssl3.0"}},
 		{[]string{"--auth-http-request-method=put"}, nil, []string{"--auth-http-request-method", "put"}},
 		{[]string{"--log-level=loud"}, nil, []string{"-log-level", "loud"}},
+		{[]string{"--log-format=xml"}, nil, []string{"-log-format", "xml"}},
 		{[]string{"--tls-required=maybe"}, nil, []string{"-tls-required", "maybe"}},
 		{[]string{"--tls-required"}, nil, []string{"--tls-required", "--tls-cert"}},
 		{[]string{"--tls-client-auth-policy=require"}, nil, []string{"--tls-required"}},
@@ -572,53 +576,6 @@ func TestHelp(t *testing.T) {
 			if !strings.Contains(stderr.String(), w) {
 				t.Errorf("run(%q) stderr does not contain %q:\n%s", arg, w, stderr.String())
 			}
-		}
-	}
-}
-
-func TestLogger(t *testing.T) {
-	var buf bytes.Buffer
-	log := newLogger(&buf, "[nsqd] ", slog.LevelWarn)
-	log.Info("hidden")
-	log.Warn("shown", "topic", "t1")
-	log.Log(context.Background(), levelFatal, "fatal")
-	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("logged %q, want 2 lines", buf.String())
-	}
-	for i, want := range []string{"level=WARN msg=shown topic=t1", "level=FATAL msg=fatal"} {
-		if !strings.HasPrefix(lines[i], "[nsqd] time=") || !strings.HasSuffix(lines[i], want) {
-			t.Errorf("line %d = %q, want \"[nsqd] time=…%s\"", i, lines[i], want)
-		}
-	}
-
-	buf.Reset()
-	newLogger(&buf, "", slog.LevelDebug).Debug("plain")
-	if !strings.HasPrefix(buf.String(), "time=") {
-		t.Errorf("without prefix logged %q, want it to start with time=", buf.String())
-	}
-}
-
-func TestLoggerConcurrent(t *testing.T) {
-	var buf bytes.Buffer
-	log := newLogger(&buf, "[p] ", slog.LevelInfo)
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			l := log.With("worker", i)
-			for j := range 50 {
-				l.Info("msg", "j", j)
-			}
-		})
-	}
-	wg.Wait()
-	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
-	if len(lines) != 8*50 {
-		t.Fatalf("got %d lines, want %d", len(lines), 8*50)
-	}
-	for _, l := range lines {
-		if !strings.HasPrefix(l, "[p] time=") || strings.Count(l, "[p]") != 1 {
-			t.Fatalf("line %q is not one prefixed record", l)
 		}
 	}
 }

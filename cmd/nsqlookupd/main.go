@@ -19,10 +19,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqlookupd"
 )
@@ -53,7 +53,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		printError(stderr, err)
 		return 1
 	}
-	opts.cfg.Logger = newLogger(stderr, opts.logPrefix, opts.logLevel)
+	opts.cfg.Logger, err = logging.New(stderr, logging.Options{Level: opts.logLevel, Prefix: opts.logPrefix, Format: opts.logFormat})
+	if err != nil {
+		printError(stderr, err)
+		return 1
+	}
 
 	srv, err := nsqlookupd.New(opts.cfg)
 	if err != nil {
@@ -73,6 +77,7 @@ type options struct {
 	cfg       *nsqlookupd.Config
 	logLevel  slog.Level
 	logPrefix string
+	logFormat string
 	version   bool
 	fs        *flag.FlagSet
 }
@@ -81,7 +86,7 @@ type options struct {
 // validates the result. It returns flag.ErrHelp for -h; opts is non-nil
 // whenever the flags themselves parsed, so --version can be honoured.
 func parse(args, environ []string) (*options, error) {
-	opts := &options{cfg: nsqlookupd.DefaultConfig(), logLevel: slog.LevelInfo, logPrefix: "[nsqlookupd] "}
+	opts := &options{cfg: nsqlookupd.DefaultConfig(), logLevel: slog.LevelInfo, logPrefix: "[nsqlookupd] ", logFormat: logging.FormatText}
 	fs := newFlagSet(opts)
 	opts.fs = fs
 	fs.SetOutput(io.Discard) // errors are printed once, by the caller
@@ -109,8 +114,9 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	cfg := opts.cfg
 	fs := flag.NewFlagSet("nsqlookupd", flag.ContinueOnError)
 	fs.String("config", "", "path to a TOML `file` of options (keys are flag names with '_' for '-')")
-	fs.Var(levelFlag{&opts.logLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
-	fs.StringVar(&opts.logPrefix, "log-prefix", opts.logPrefix, "text put at the start of every log line")
+	fs.Var(logging.LevelFlag{P: &opts.logLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
+	fs.StringVar(&opts.logPrefix, "log-prefix", opts.logPrefix, "text put at the start of every log line (with --log-format=json, a \"prefix\" field)")
+	fs.Var(logging.FormatFlag{P: &opts.logFormat}, "log-format", "log line `format`: text, or json for one JSON object per line")
 	fs.Bool("verbose", false, "deprecated, has no effect (use --log-level)")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 
@@ -141,69 +147,4 @@ func printError(w io.Writer, err error) {
 	for line := range strings.SplitSeq(err.Error(), "\n") {
 		fmt.Fprintf(w, "nsqlookupd: %s\n", line)
 	}
-}
-
-// levelFatal stands for NSQ's "fatal" level, which slog lacks: above Error,
-// so that setting it silences everything nsqlookupd logs.
-const levelFatal = slog.LevelError + 4
-
-var levels = map[string]slog.Level{
-	"debug": slog.LevelDebug,
-	"info":  slog.LevelInfo,
-	"warn":  slog.LevelWarn,
-	"error": slog.LevelError,
-	"fatal": levelFatal,
-}
-
-// levelFlag is --log-level, taking NSQ's level names in any case.
-type levelFlag struct{ p *slog.Level }
-
-func (f levelFlag) String() string {
-	if f.p == nil {
-		return "" // the zero Value: lets PrintDefaults show the default
-	}
-	for name, l := range levels {
-		if l == *f.p {
-			return name
-		}
-	}
-	return f.p.String()
-}
-
-func (f levelFlag) Set(s string) error {
-	l, ok := levels[strings.ToLower(s)]
-	if !ok {
-		return fmt.Errorf("unknown level %q: want debug, info, warn, error or fatal", s)
-	}
-	*f.p = l
-	return nil
-}
-
-// newLogger logs text records at level and above to w, each line starting
-// with prefix.
-func newLogger(w io.Writer, prefix string, level slog.Level) *slog.Logger {
-	if prefix != "" {
-		w = &prefixed{w: w, prefix: prefix}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// prefixed writes prefix before each Write; slog's text handler writes
-// every record, one line, in a single Write.
-type prefixed struct {
-	w      io.Writer
-	prefix string
-
-	mu  sync.Mutex // guards buf and keeps each line's Write whole
-	buf []byte
-}
-
-func (p *prefixed) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(append(p.buf[:0], p.prefix...), b...)
-	if _, err := p.w.Write(p.buf); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqlookupd"
 )
@@ -71,7 +72,8 @@ func TestFlags(t *testing.T) {
 		{"--log-level=debug", func(o *options) bool { return o.logLevel == slog.LevelDebug }},
 		{"--log-level=WARN", func(o *options) bool { return o.logLevel == slog.LevelWarn }},
 		{"--log-level=error", func(o *options) bool { return o.logLevel == slog.LevelError }},
-		{"--log-level=fatal", func(o *options) bool { return o.logLevel == levelFatal }},
+		{"--log-level=fatal", func(o *options) bool { return o.logLevel == logging.LevelFatal }},
+		{"--log-format=json", func(o *options) bool { return o.logFormat == "json" }},
 		{"--log-prefix=", func(o *options) bool { return o.logPrefix == "" }},
 		{"-log-prefix=[x] ", func(o *options) bool { return o.logPrefix == "[x] " }},
 		{"--verbose", func(o *options) bool { return true }},
@@ -222,7 +224,7 @@ func TestHelp(t *testing.T) {
 	if code := serve(context.Background(), []string{"-h"}, nil, &stdout, &stderr); code != 0 {
 		t.Errorf("serve(-h) = %d, want 0", code)
 	}
-	for _, flag := range []string{"-config", "-log-level", "-log-prefix", "-verbose", "-version", "-tcp-address",
+	for _, flag := range []string{"-config", "-log-level", "-log-prefix", "-log-format", "-verbose", "-version", "-tcp-address",
 		"-http-address", "-broadcast-address", "-inactive-producer-timeout", "-tombstone-lifetime", "NSQLOOKUPD_"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("usage lacks %s:\n%s", flag, stdout.String())
@@ -242,12 +244,15 @@ func TestLogger(t *testing.T) {
 		{slog.LevelDebug, "[nsqlookupd] ", []string{"DEBUG", "INFO", "WARN", "ERROR"}},
 		{slog.LevelInfo, "", []string{"INFO", "WARN", "ERROR"}},
 		{slog.LevelError, "p ", []string{"ERROR"}},
-		{levelFatal, "p ", nil},
+		{logging.LevelFatal, "p ", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.level.String()+"/"+tc.prefix, func(t *testing.T) {
 			var buf bytes.Buffer
-			log := newLogger(&buf, tc.prefix, tc.level)
+			log, err := logging.New(&buf, logging.Options{Level: tc.level, Prefix: tc.prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
 			log.Debug("d")
 			log.Info("i")
 			log.Warn("w")
