@@ -40,6 +40,7 @@ func (s *Server) httpHandler() http.Handler {
 	route("POST", "/channel/create", s.handleChannelCreate)
 	route("POST", "/channel/delete", s.handleChannelDelete)
 	route("POST", "/topic/tombstone", s.handleTopicTombstone)
+	route("GET", "/metrics", s.metricsHandler().ServeHTTP) // Prometheus (metrics.go)
 
 	// pprof.Index also serves every named profile under /debug/pprof/. The
 	// subtree's 405 handler covers the paths registered directly here.
