@@ -264,10 +264,11 @@ func CreateChannel(t testing.TB, tcpAddr, topic, channel string) {
 
 // Consume reads n messages of topic on channel from the nsqd at tcpAddr,
 // finishing each, and fails the test if they do not arrive in time.
+// Messages beyond the n-th are requeued.
 func Consume(t testing.TB, tcpAddr, topic, channel string, n int) [][]byte {
 	t.Helper()
 	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 100
+	cfg.MaxInFlight = min(n, 100)
 	c, err := nsq.NewConsumer(topic, channel, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -279,6 +280,11 @@ func Consume(t testing.TB, tcpAddr, topic, channel string, n int) [][]byte {
 	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if len(got) >= n {
+			m.DisableAutoResponse()
+			m.RequeueWithoutBackoff(0)
+			return nil
+		}
 		got = append(got, bytes.Clone(m.Body))
 		if len(got) == n {
 			close(enough)
@@ -295,6 +301,7 @@ func Consume(t testing.TB, tcpAddr, topic, channel string, n int) [][]byte {
 		t.Errorf("got %d of %d messages from %s/%s", len(got), n, topic, channel)
 		mu.Unlock()
 	}
+	c.ChangeMaxInFlight(0)
 	c.Stop()
 	<-c.StopChan
 	mu.Lock()
