@@ -99,11 +99,9 @@ func TestConsumersGetEveryMessage(t *testing.T) {
 	// none it could deliver again.
 	for i, n := range ns {
 		for _, ch := range channels {
-			var cs pending
 			nsqtest.Eventually(t, waitTimeout, fmt.Sprintf("nsqd %d channel %s to finish every message", i+1, ch), func() bool {
 				s, _ := channelStats(t, n, topic, ch)
-				cs = pending{s.Depth, s.InFlightCount, s.DeferredCount}
-				return cs == pending{}
+				return s.Depth == 0 && s.InFlightCount == 0 && s.DeferredCount == 0
 			})
 			s, _ := channelStats(t, n, topic, ch)
 			if s.MessageCount != batches*batchSize || s.RequeueCount != 0 || s.TimeoutCount != 0 {
@@ -127,14 +125,6 @@ func TestConsumersGetEveryMessage(t *testing.T) {
 			t.Errorf("channel %s received %d distinct messages, want the %d published", ch, len(got), len(want))
 		}
 	}
-}
-
-// pending is what must be zero on a channel with nothing left
-// to deliver: depth, in flight, deferred.
-type pending struct {
-	depth    int64
-	inFlight int
-	deferred int
 }
 
 // TestLookupdRestart restarts a lookupd on the same ports, with an empty
@@ -192,7 +182,7 @@ func TestStoppedNSQDLeaves(t *testing.T) {
 // less, and lists it again afterwards; the other nsqd stays listed.
 func TestTombstone(t *testing.T) {
 	t.Parallel()
-	const lifetime = 2 * time.Second
+	const lifetime = 3 * time.Second
 	l := StartLookupd(t, func(c *nsqlookupd.Config) { c.TombstoneLifetime = lifetime })
 	n1, n2 := startNSQD(t, l), startNSQD(t, l)
 	for _, n := range []*nsqtest.NSQD{n1, n2} {
@@ -224,7 +214,7 @@ func TestTombstone(t *testing.T) {
 // connection is open; the idle timeout is long), and a PING brings it back.
 func TestInactiveProducer(t *testing.T) {
 	t.Parallel()
-	const timeout = time.Second
+	const timeout = 2 * time.Second
 	l := StartLookupd(t, func(c *nsqlookupd.Config) {
 		c.InactiveProducerTimeout = timeout
 		c.IdleTimeout = time.Minute // longer than the test, or it would close the silent connection
@@ -310,6 +300,15 @@ func TestSetLookupdAddrs(t *testing.T) {
 	if got := mustRequest(t, "GET", n.HTTPAddr, "/config/nsqlookupd_tcp_addresses", ""); got != string(js) {
 		t.Errorf("GET /config/nsqlookupd_tcp_addresses = %s, want %s", got, js)
 	}
+
+	// Adding a lookupd keeps the connection to the one still listed.
+	client := debugEntries(t, l2, "client::")
+	js, _ = json.Marshal([]string{l1.TCPAddr, l2.TCPAddr})
+	mustRequest(t, "PUT", n.HTTPAddr, "/config/nsqlookupd_tcp_addresses", string(js))
+	waitProducers(t, []*Lookupd{l1, l2}, "t", n)
+	if got := debugEntries(t, l2, "client::"); len(got) != 1 || len(client) != 1 || got[0].ID != client[0].ID {
+		t.Errorf("lookupd clients after adding another lookupd: %+v, want the same connection as before, %+v", got, client)
+	}
 }
 
 // TestNewTopicGetsLookupdChannels creates a channel in lookupd, then
@@ -327,13 +326,14 @@ func TestNewTopicGetsLookupdChannels(t *testing.T) {
 	waitProducers(t, []*Lookupd{l}, "ready", n)
 
 	mustRequest(t, "POST", l.HTTPAddr, "/channel/create?topic=fresh&channel=archive", "")
-	mustRequest(t, "POST", l.HTTPAddr, "/channel/create?topic=fresh&channel=tail%23ephemeral", "")
+	// Sorted before archive, so it would be created first.
+	mustRequest(t, "POST", l.HTTPAddr, "/channel/create?topic=fresh&channel=a%23ephemeral", "")
 	mustRequest(t, "POST", n.HTTPAddr, "/pub?topic=fresh", "first message")
 	nsqtest.Eventually(t, waitTimeout, "nsqd to create channel archive with the message", func() bool {
 		cs, ok := channelStats(t, n, "fresh", "archive")
 		return ok && cs.Depth == 1
 	})
-	if _, ok := channelStats(t, n, "fresh", "tail#ephemeral"); ok {
+	if _, ok := channelStats(t, n, "fresh", "a#ephemeral"); ok {
 		t.Errorf("nsqd created the ephemeral channel lookupd knows; it must not")
 	}
 	nsqtest.Eventually(t, waitTimeout, "the created channel to be registered", func() bool {
