@@ -166,6 +166,27 @@ func (p *nsqdProc) kill() {
 	p.cmd = nil
 }
 
+// termKill sends SIGTERM and, unless nsqd is gone by then, SIGKILL after
+// d: a kill in the middle of a clean shutdown.
+func (p *nsqdProc) termKill(d time.Duration) {
+	t := p.t
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		p.cmd = nil
+		t.Fatalf("nsqd exited by itself: %v\n%s", err, p.logTail())
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(d):
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+	}
+	p.cmd = nil
+}
+
 // stop sends SIGTERM and waits (at most 30 s) for a clean exit.
 func (p *nsqdProc) stop() {
 	t := p.t
@@ -635,14 +656,19 @@ func runCrash(t *testing.T, run crashRun) {
 	began := time.Now()
 	for k := range run.kills {
 		// Mostly a second or two of work, sometimes a kill right after a
-		// restart (recovery under load).
+		// restart (recovery under load); every 7th kill comes during a
+		// clean shutdown.
 		up := time.Duration(100+rnd.IntN(2400)) * time.Millisecond
 		if k%5 == 4 {
 			up = time.Duration(rnd.IntN(150)) * time.Millisecond
 		}
 		<-time.After(up)
 		at := time.Now()
-		p.kill()
+		if k%7 == 6 {
+			p.termKill(time.Duration(rnd.IntN(30)) * time.Millisecond)
+		} else {
+			p.kill()
+		}
 		l.killed(at)
 		p.start()
 	}
