@@ -426,11 +426,14 @@ func (c *Channel) trim(limit int64) {
 // Empty drops every queued, requeued, deferred and in-flight message, and
 // gives every consumer its credit back.
 func (c *Channel) Empty() {
+	end := c.topic.readLimit() // what a paused topic still holds is not the channel's
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	end := c.topic.log.tail.Load()
-	c.skipped += end - c.cursor
-	c.cursor = end
+	if end > c.cursor {
+		c.skipped += end - c.cursor
+		c.cursor = end
+	}
+	c.ahead = nil
 	c.requeued.reset()
 	c.deferred = nil
 	c.inflight.reset()
@@ -512,7 +515,7 @@ func (c *Channel) stats(now int64) channelSnapshot {
 	if limit > c.cursor {
 		s.Depth = int64(limit - c.cursor)
 	}
-	s.Depth += int64(c.requeued.len())
+	s.Depth += int64(c.requeued.len()) - c.passedOverLocked(limit)
 	if limit > c.base {
 		s.MessageCount = limit - c.base
 	}
@@ -543,5 +546,62 @@ func (c *Channel) skipRange(from, to uint64) {
 		}
 		return
 	}
+	if c.skipFrom >= c.cursor && c.skipTo > c.skipFrom {
+		// A jump is pending already (an NSQ import's, or an earlier
+		// empty): there is room for one.
+		if from <= c.skipTo {
+			c.skipFrom, c.skipTo = min(c.skipFrom, from), max(c.skipTo, to)
+			return
+		}
+		c.ownUntilSkipLocked()
+	}
 	c.skipFrom, c.skipTo = from, to
+}
+
+// ownUntilSkipLocked takes the records from the cursor to the pending jump
+// as owned messages (requeued, or deferred when a DPUB is not yet due) and
+// makes the jump, freeing the jump for another range. Rare: a paused topic
+// emptied while a channel has not reached an earlier jump. Caller holds
+// t.mu (for t.dpub) and c.mu.
+func (c *Channel) ownUntilSkipLocked() {
+	now := time.Now().UnixNano()
+	dues := map[uint64]int64{}
+	for _, p := range c.topic.dpub {
+		if p.seq >= c.cursor && p.seq < c.skipFrom && p.due > now {
+			dues[p.seq] = p.due
+		}
+	}
+	for seq := c.cursor; seq < c.skipFrom; seq++ {
+		if c.ahead[seq] {
+			delete(c.ahead, seq)
+			continue
+		}
+		if due, ok := dues[seq]; ok {
+			c.deferred.push(owned{seq: seq, due: due})
+			c.scanner.want(due)
+			continue
+		}
+		c.requeued.push(owned{seq: seq})
+	}
+	c.skipped += c.skipTo - c.skipFrom
+	c.cursor, c.skipFrom, c.skipTo = c.skipTo, 0, 0
+	c.version++
+	c.signalLocked()
+}
+
+// passedOverLocked counts the records in [cursor, limit) that the cursor
+// will pass over rather than hand out: a pending jump, and messages owned
+// beyond the cursor (Channel.ahead), which /stats counts as requeued.
+// Caller holds c.mu.
+func (c *Channel) passedOverLocked(limit uint64) int64 {
+	var n int64
+	if c.skipFrom >= c.cursor && c.skipTo > c.skipFrom && c.skipFrom < limit {
+		n += int64(min(c.skipTo, limit) - c.skipFrom)
+	}
+	for seq := range c.ahead {
+		if seq >= c.cursor && seq < limit {
+			n++
+		}
+	}
+	return n
 }
