@@ -252,9 +252,9 @@ func (c *v1Conn) unregister() ([]byte, *cmdError) {
 	}
 	channels, removed := c.reg.unregisterTopic(c.peer, topic)
 	for _, ch := range channels {
-		// nsqd unregisters its channels before their topic, so this is
-		// unusual enough to warn about.
-		c.log.Warn("unregistered channel with its topic", "remote_addr", c.remote, "topic", topic, "channel", ch)
+		// A deleted topic takes its channels with it: nsqd (NSQ's and
+		// ours) sends only UNREGISTER <topic>.
+		c.log.Info("unregistered channel with its topic", "remote_addr", c.remote, "topic", topic, "channel", ch)
 	}
 	if removed {
 		c.log.Info("unregistered", "remote_addr", c.remote, "topic", topic)
