@@ -315,6 +315,9 @@ func (l *msgLog) enforce(budget int64) {
 			kept += count
 			continue
 		}
+		if s.spilling {
+			continue // the spiller owns the segment's file fields now
+		}
 		if s.persisted >= s.used {
 			// Already on disk (durable mode): just drop the memory.
 			if d := s.res.Swap(nil); d != nil {
