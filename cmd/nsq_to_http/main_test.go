@@ -105,12 +105,14 @@ func (e *endpoint) waitDelivered(t *testing.T, n int) []request {
 	return e.delivered()
 }
 
-func channelState(n *nsqtest.NSQD, topic, channel string) (depth int64, inFlight int, requeued uint64) {
+// channelState returns a channel's depth, its in-flight and deferred
+// messages together, and its requeue count.
+func channelState(n *nsqtest.NSQD, topic, channel string) (depth int64, held int, requeued uint64) {
 	s := n.Stats(nsqd.StatsFilter{Topic: topic, Channel: channel})
 	for _, tp := range s.Topics {
 		for _, c := range tp.Channels {
 			if tp.TopicName == topic && c.ChannelName == channel {
-				return c.Depth, c.InFlightCount, c.RequeueCount
+				return c.Depth, c.InFlightCount + c.DeferredCount, c.RequeueCount
 			}
 		}
 	}
