@@ -138,7 +138,8 @@ export class LiveCharts {
     plot.addEventListener('mousemove', (e) => {
       const r = plot.getBoundingClientRect();
       const now = Date.now();
-      const t = now - WINDOW_MS + ((e.clientX - r.left) / r.width) * WINDOW_MS;
+      const span = this.span(now);
+      const t = now - span + ((e.clientX - r.left) / r.width) * span;
       let best = -1;
       let dist = Infinity;
       this.points.forEach((p, i) => {
@@ -149,6 +150,13 @@ export class LiveCharts {
       this.draw();
     });
     plot.addEventListener('mouseleave', () => { this.hover = null; this.draw(); });
+  }
+
+  // span is the time the x axis covers: the history kept, at least half a
+  // minute, so a fresh chart is not squeezed against its right edge.
+  span(now) {
+    const first = this.points.length ? this.points[0].t : now;
+    return Math.min(WINDOW_MS, Math.max(30 * 1000, now - first));
   }
 
   draw() {
@@ -168,14 +176,15 @@ export class LiveCharts {
     fig.dataset.last = lastVal === undefined ? '' : String(lastVal);
 
     const max = niceMax(Math.max(0, ...vals.filter((v) => v !== null && v !== undefined)));
-    const x = (t) => ((t - (now - WINDOW_MS)) / WINDOW_MS) * w;
+    const span = this.span(now);
+    const x = (t) => ((t - (now - span)) / span) * w;
     const y = (v) => bottom - (v / max) * (bottom - top);
 
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
     svg.setAttribute('preserveAspectRatio', 'none');
     svg.setAttribute('role', 'img');
-    svg.setAttribute('aria-label', `${fig.querySelector('.name').textContent} over the last 10 minutes`);
+    svg.setAttribute('aria-label', `${fig.querySelector('.name').textContent}, last ${Math.round(span / 1000)} seconds`);
     const el = (name, attrs, text) => {
       const n = document.createElementNS(SVG, name);
       for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
@@ -188,21 +197,25 @@ export class LiveCharts {
       el('line', { class: 'grid', x1: 0, x2: w, y1: gy, y2: gy });
     }
     el('text', { x: 2, y: top + 8 }, compact(max));
-    el('text', { x: 2, y: h - 3 }, '−10 min');
+    const mins = span / 60000;
+    el('text', { x: 2, y: h - 3 }, `−${mins >= 1.5 ? `${Math.round(mins)} min` : `${Math.round(span / 1000)} s`}`);
     el('text', { x: w - 2, y: h - 3, 'text-anchor': 'end' }, 'now');
 
-    // One path per run of known values; gaps stay gaps.
-    let runs = [];
+    // One path per run of known values; unknown values and time the page
+    // was not polling (closed, hidden, paused) stay gaps.
+    const maxStep = Math.max(3 * this.interval, 5000);
+    const runs = [];
     let run = [];
-    this.points.forEach((p) => {
+    let prevT = -Infinity;
+    for (const p of this.points) {
       const v = p[series];
-      if (v === null || v === undefined) {
+      if (v === null || v === undefined || p.t - prevT > maxStep) {
         if (run.length) runs.push(run);
         run = [];
-      } else {
-        run.push([x(p.t), y(v)]);
       }
-    });
+      if (v !== null && v !== undefined) run.push([x(p.t), y(v)]);
+      prevT = p.t;
+    }
     if (run.length) runs.push(run);
     for (const r of runs) {
       const d = r.map(([px, py], i) => `${i ? 'L' : 'M'}${px.toFixed(1)},${py.toFixed(1)}`).join('');
