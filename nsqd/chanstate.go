@@ -27,6 +27,11 @@ var chanMagic = [8]byte{'N', 'S', 'Q', 'X', 'C', 'H', '0', '1'}
 
 const chanEntry = 8 + 8 + 2
 
+// A REQ journal entry (<channel>.req) is a progress entry and the CRC-32C
+// of it: a damaged entry is skipped rather than deferring a message by
+// years or deferring the wrong one.
+const journalEntry = chanEntry + 4
+
 func chanFile(dir, name string) string { return filepath.Join(dir, name+".chan") }
 
 // encodeState serialises the channel's progress. Caller holds c.mu.
@@ -101,36 +106,41 @@ func (c *Channel) journalDeferLocked(o owned) {
 		}
 		c.journal, c.journalOff = f, off
 	}
-	var e [chanEntry]byte
+	var e [journalEntry]byte
 	binary.LittleEndian.PutUint64(e[0:], o.seq)
 	binary.LittleEndian.PutUint64(e[8:], uint64(o.due))
 	binary.LittleEndian.PutUint16(e[16:], o.attempts)
+	binary.LittleEndian.PutUint32(e[chanEntry:], diskqueue.Checksum(e[:chanEntry]))
 	if _, err := c.journal.WriteAt(e[:], c.journalOff); err == nil {
-		c.journalOff += chanEntry
+		c.journalOff += journalEntry
 	}
 }
 
 func journalFile(dir, name string) string { return filepath.Join(dir, name+".req") }
 
 // replayJournal applies a REQ journal on top of restored progress: each
-// entry defers its message until its due time.
-func (c *Channel) replayJournal(b []byte, head, tail uint64) {
+// entry defers its message until its due time. It returns how many
+// entries were damaged and skipped.
+func (c *Channel) replayJournal(b []byte, head, tail uint64) (bad int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	dues := map[uint64]owned{}
-	for len(b) >= chanEntry {
+	for ; len(b) >= journalEntry; b = b[journalEntry:] {
+		if diskqueue.Checksum(b[:chanEntry]) != binary.LittleEndian.Uint32(b[chanEntry:]) {
+			bad++
+			continue
+		}
 		o := owned{
 			seq:      binary.LittleEndian.Uint64(b),
 			due:      int64(binary.LittleEndian.Uint64(b[8:])),
 			attempts: binary.LittleEndian.Uint16(b[16:]),
 		}
-		b = b[chanEntry:]
 		if o.seq >= head && o.seq < tail && o.due > 0 {
 			dues[o.seq] = o
 		}
 	}
 	if len(dues) == 0 {
-		return
+		return bad
 	}
 	// Drop the ready copies the snapshot had of these messages.
 	var keep fifo
@@ -140,10 +150,12 @@ func (c *Channel) replayJournal(b []byte, head, tail uint64) {
 		}
 	})
 	c.requeued = keep
-	kept := c.deferred[:0]
+	// Rebuilt rather than filtered in place, which would break the heap
+	// order (and deliver some messages late).
+	var kept dueHeap
 	for _, o := range c.deferred {
 		if _, ok := dues[o.seq]; !ok {
-			kept = append(kept, o)
+			kept.push(o)
 		}
 	}
 	c.deferred = kept
@@ -157,6 +169,7 @@ func (c *Channel) replayJournal(b []byte, head, tail uint64) {
 			c.ahead[seq] = true
 		}
 	}
+	return bad
 }
 
 // closeJournal closes the REQ journal file.

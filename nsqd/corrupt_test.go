@@ -681,3 +681,91 @@ func TestCorruptMetadata(t *testing.T) {
 		})
 	}
 }
+
+// TestCorruptREQJournal damages a channel's REQ journal (the REQs with a
+// delay since the last progress save) in the image a kill -9 would leave:
+// a damaged entry must not hide its message, nor another one.
+func TestCorruptREQJournal(t *testing.T) {
+	t.Parallel()
+	const count = 20
+	tests := []struct {
+		name   string
+		damage func(b []byte) []byte
+	}{
+		{"intact", func(b []byte) []byte { return b }},
+		{"torn last entry", func(b []byte) []byte { return b[:len(b)-7] }},
+		{"garbage appended", func(b []byte) []byte { return append(b, "\xff\xfe garbage\x00"...) }},
+		{"all garbage", func(b []byte) []byte { return bytes.Repeat([]byte{0x5a}, len(b)) }},
+		// A journal entry is seq, due, attempts (uint64, int64, uint16).
+		{"bit flip in a due time", func(b []byte) []byte { b[8+7] ^= 0x20; return b }},
+		{"bit flip in a seq", func(b []byte) []byte { b[0] ^= 0x01; return b }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _ := durableConfig(t)
+			cfg.SyncTimeout = time.Hour // no progress save but the final one
+			n := nsqtest.StartNSQDConfig(t, cfg)
+			var bodies []string
+			for i := range count {
+				bodies = append(bodies, corruptBody(i))
+			}
+			publishBodies(t, n, corruptTopic, bodies)
+
+			// REQ every message once with a short delay, FIN it when it
+			// comes back.
+			var (
+				mu   sync.Mutex
+				seen = map[string]int{}
+			)
+			c, err := nsq.NewConsumer(corruptTopic, "c", nsq.NewConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetLogger(newDurLogger(t), nsq.LogLevelWarning)
+			c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				seen[string(m.Body)]++
+				if seen[string(m.Body)] == 1 {
+					m.DisableAutoResponse()
+					m.RequeueWithoutBackoff(50 * time.Millisecond)
+				}
+				return nil
+			}))
+			if err := c.ConnectToNSQD(n.TCPAddr); err != nil {
+				t.Fatal(err)
+			}
+			nsqtest.Eventually(t, 20*time.Second, "every message REQ'd and FINed", func() bool {
+				mu.Lock()
+				done := len(seen) == count
+				for _, k := range seen {
+					done = done && k == 2
+				}
+				mu.Unlock()
+				cs, ok := durChannelStats(n, corruptTopic, "c")
+				return done && ok && cs.Depth == 0 && cs.InFlightCount == 0 && cs.DeferredCount == 0
+			})
+			c.Stop()
+			<-c.StopChan
+			image := t.TempDir()
+			copyDir(t, cfg.DataPath, image)
+			n.Stop(t)
+
+			journal := filepath.Join(image, "nsqx", corruptTopic, "c.req")
+			if fileSize(t, journal) == 0 {
+				t.Fatalf("REQ journal %s is empty", journal)
+			}
+			patchFile(t, journal, tt.damage)
+			icfg := *cfg
+			icfg.DataPath = image
+			n = startWithin(t, &icfg, 20*time.Second)
+			got := drainChannel(t, n, corruptTopic, "c", 20*time.Second)
+			for _, b := range bodies {
+				if got[b] == 0 {
+					t.Errorf("%.9s… not delivered after the crash", b)
+				}
+			}
+		})
+	}
+}

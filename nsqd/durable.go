@@ -93,7 +93,7 @@ func (st *logStore) openJournal(name string) (segFile, int64, error) {
 		f.Close()
 		return nil, 0, err
 	}
-	return f, size - size%chanEntry, nil
+	return f, size - size%journalEntry, nil
 }
 
 // saveChannels writes every non-ephemeral channel's progress.
@@ -214,7 +214,9 @@ func (t *Topic) loadStore() error {
 			}
 		}
 		if j, err := st.fs.ReadFile(journalFile(st.dir, c.name)); err == nil && len(j) > 0 {
-			c.replayJournal(j, head, tail)
+			if bad := c.replayJournal(j, head, tail); bad > 0 {
+				st.log.Warn("damaged REQ journal entries skipped", "channel", c.name, "count", bad)
+			}
 			// The next progress save holds the replayed deferrals and
 			// must empty the journal (it only does with the journal
 			// open), or every start replays it again: messages FINed
