@@ -288,3 +288,38 @@ func TestTopicPattern(t *testing.T) {
 		t.Errorf("topic other got a nsq_to_file channel, want it left alone")
 	}
 }
+
+// TestRotateInterval closes a file once --rotate-interval has passed and,
+// with --skip-empty-files, opens the next only for the next message.
+func TestRotateInterval(t *testing.T) {
+	n := tooltest.StartNSQD(t)
+	tooltest.CreateChannel(t, n.TCPAddr, "interval", "nsq_to_file")
+	out, work := t.TempDir(), t.TempDir()
+	r := tooltest.Start(t, run, nil, "--nsqd-tcp-address="+n.TCPAddr, "--topic=interval",
+		"--output-dir="+out, "--work-dir="+work, "--filename-format=<TOPIC><REV>.log",
+		"--rotate-interval=400ms", "--sync-interval=20ms", "--skip-empty-files")
+	first := publishN(t, n, "interval", 3, 1)
+	rev0 := filepath.Join(out, "interval-000000.log")
+	nsqtest.Eventually(t, tooltest.Timeout, "the first file to be rotated into the output dir", func() bool {
+		_, err := os.Stat(rev0)
+		return err == nil
+	})
+	second := publishN(t, n, "interval", 3, 1)
+	nsqtest.Eventually(t, tooltest.Timeout, "channel drained", func() bool {
+		d, f := channelState(n, "interval", "nsq_to_file")
+		return d == 0 && f == 0
+	})
+	if code := r.Stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "*"))
+	if want := []string{rev0, filepath.Join(out, "interval-000001.log")}; !slices.Equal(files, want) {
+		t.Fatalf("files %q, want %q", files, want)
+	}
+	if got := readLines(t, files[0]); !slices.Equal(got, first) {
+		t.Errorf("%s = %q, want %q", files[0], got, first)
+	}
+	if got := readLines(t, files[1]); !slices.Equal(got, second) {
+		t.Errorf("%s = %q, want %q", files[1], got, second)
+	}
+}
