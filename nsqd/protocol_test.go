@@ -26,18 +26,34 @@ import (
 // byte against NSQ 1.3. Each test body runs once per transport through
 // runProtocol; tables run once per write mode (whole, byte by byte).
 
-// transports are the listeners every protocol test runs over.
-var transports = []string{"tcp", "unix"}
+// transports are the listeners and layers every protocol test runs over:
+// tls, snappy and deflate are TCP upgraded by IDENTIFY as dial connects
+// (upgradeTransport, tls_test.go).
+var transports = []string{"tcp", "unix", "tls", "snappy", "deflate"}
 
-// server is an nsqd under test and the network its TCP listener uses.
+// server is an nsqd under test, the network its TCP listener uses and the
+// transport clients upgrade to.
 type server struct {
 	*nsqtest.NSQD
-	network string
+	network   string
+	transport string
+	pki       *testPKI // tls only
 }
 
-func startServer(t testing.TB, network string, mutate func(*nsqd.Config)) *server {
+func startServer(t testing.TB, transport string, mutate func(*nsqd.Config)) *server {
 	t.Helper()
+	network := "tcp"
+	if transport == "unix" {
+		network = "unix"
+	}
+	var pki *testPKI
+	if transport == "tls" {
+		pki = newTestPKI(t)
+	}
 	n := nsqtest.StartNSQD(t, func(cfg *nsqd.Config) {
+		if pki != nil {
+			pki.server(cfg)
+		}
 		if network == "unix" {
 			// Socket paths are limited to ~100 bytes; test temp dirs can be longer.
 			dir, err := os.MkdirTemp("", "nsqx")
@@ -51,17 +67,17 @@ func startServer(t testing.TB, network string, mutate func(*nsqd.Config)) *serve
 			mutate(cfg)
 		}
 	})
-	return &server{NSQD: n, network: network}
+	return &server{NSQD: n, network: network, transport: transport, pki: pki}
 }
 
 // runProtocol runs body against a fresh nsqd, configured by mutate (may be
 // nil), on every transport in parallel.
 func runProtocol(t *testing.T, mutate func(*nsqd.Config), body func(t *testing.T, s *server)) {
 	t.Parallel()
-	for _, network := range transports {
-		t.Run(network, func(t *testing.T) {
+	for _, transport := range transports {
+		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
-			body(t, startServer(t, network, mutate))
+			body(t, startServer(t, transport, mutate))
 		})
 	}
 }
@@ -88,11 +104,14 @@ func (s *server) dialRaw(t testing.TB) *client {
 	return &client{t: t, nc: nc, r: bufio.NewReader(nc)}
 }
 
-// dial connects and sends the V2 magic.
+// dial connects, sends the V2 magic and upgrades to the transport.
 func (s *server) dial(t testing.TB) *client {
 	t.Helper()
 	c := s.dialRaw(t)
 	c.write(wire.MagicV2)
+	if nc := upgradeTransport(t, c.nc, s.transport, s.pki); nc != c.nc {
+		c.nc, c.r = nc, bufio.NewReader(nc)
+	}
 	return c
 }
 

@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -770,4 +771,137 @@ func TestTLSConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// upgradeTransport negotiates transport ("tls", "snappy" or "deflate";
+// anything else leaves nc as it is) on a connection that has sent the
+// magic, and returns the connection to speak through. It runs the
+// upgrade as go-nsq does, with go-nsq's codecs.
+func upgradeTransport(t testing.TB, nc net.Conn, transport string, pki *testPKI) net.Conn {
+	t.Helper()
+	var ask string
+	switch transport {
+	case "tls":
+		ask = `{"feature_negotiation":true,"tls_v1":true}`
+	case "snappy":
+		ask = `{"feature_negotiation":true,"snappy":true}`
+	case "deflate":
+		ask = `{"feature_negotiation":true,"deflate":true}`
+	default:
+		return nc
+	}
+	c := &rawConn{t: t, nc: nc, r: nc, w: nc}
+	c.send("IDENTIFY", []byte(ask))
+	if typ, data := c.frame(); typ != wire.FrameResponse || !bytes.Contains(data, []byte(`"`+transport+`":true`)) && transport != "tls" {
+		t.Fatalf("IDENTIFY for %s: frame type %d %q", transport, typ, data)
+	}
+	switch transport {
+	case "tls":
+		c.startTLS(pki.clientTLS())
+		return c.r.(*tls.Conn)
+	case "snappy":
+		c.startSnappy()
+	case "deflate":
+		c.startDeflate(6)
+	}
+	return newLayeredConn(nc, c.r, c.w, c.fw)
+}
+
+// layeredConn is a connection seen through compression. A decompressor
+// keeps the first error it sees, so a read deadline must never reach it:
+// a goroutine reads it without one (until the connection closes) and Read
+// applies the deadline to what it has decompressed.
+type layeredConn struct {
+	net.Conn
+	w  io.Writer
+	fw *flate.Writer
+
+	mu       sync.Mutex
+	buf      []byte
+	err      error
+	deadline time.Time
+	more     chan struct{}
+}
+
+func newLayeredConn(nc net.Conn, r io.Reader, w io.Writer, fw *flate.Writer) *layeredConn {
+	nc.SetReadDeadline(time.Time{})
+	c := &layeredConn{Conn: nc, w: w, fw: fw, more: make(chan struct{}, 1)}
+	go c.fill(r)
+	return c
+}
+
+func (c *layeredConn) fill(r io.Reader) {
+	b := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(b)
+		c.mu.Lock()
+		c.buf = append(c.buf, b[:n]...)
+		if err != nil {
+			c.err = err
+		}
+		c.mu.Unlock()
+		select {
+		case c.more <- struct{}{}:
+		default:
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *layeredConn) Read(b []byte) (int, error) {
+	for {
+		c.mu.Lock()
+		if len(c.buf) > 0 {
+			n := copy(b, c.buf)
+			c.buf = c.buf[n:]
+			c.mu.Unlock()
+			return n, nil
+		}
+		err, deadline := c.err, c.deadline
+		c.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return 0, os.ErrDeadlineExceeded
+			}
+			timer := time.NewTimer(d)
+			defer timer.Stop()
+			expired = timer.C
+		}
+		select {
+		case <-c.more:
+		case <-expired:
+			return 0, os.ErrDeadlineExceeded
+		}
+	}
+}
+
+func (c *layeredConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *layeredConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *layeredConn) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	if err == nil && c.fw != nil {
+		err = c.fw.Flush()
+	}
+	return n, err
+}
+
+func (c *layeredConn) CloseWrite() error {
+	return c.Conn.(interface{ CloseWrite() error }).CloseWrite()
 }
