@@ -472,3 +472,35 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkScan(b *testing.B) {
+	var data []byte
+	payload := bytes.Repeat([]byte("x"), 200)
+	for len(data) < 1<<20 {
+		data = diskqueue.AppendRecord(data, payload)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		diskqueue.Scan(data, 1<<20, nil)
+	}
+}
+
+// BenchmarkScanResyncWorstCase is damage whose every 4-byte word is a
+// length that fits in what follows: resync computes a CRC over the rest of
+// the stretch at each such offset, so the cost grows with the square of
+// the damaged stretch (a torn 1 MiB record crafted this way takes seconds).
+func BenchmarkScanResyncWorstCase(b *testing.B) {
+	for _, size := range []int{16 << 10, 64 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			data := make([]byte, size)
+			for i := 0; i+4 <= len(data); i += 4 {
+				binary.LittleEndian.PutUint32(data[i:], uint32(len(data)-i-diskqueue.RecordHeader))
+			}
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				diskqueue.Scan(data, 1<<20, nil)
+			}
+		})
+	}
+}
