@@ -26,11 +26,22 @@
 // In-flight and deferred deadlines live in per-channel heaps; one scanner
 // goroutine per Server wakes at the earliest deadline of any channel.
 //
+// # Transport and auth
+//
+// A connection's bytes pass through layers (transport.go): the socket, TLS
+// once IDENTIFY negotiates it (tls.go), then snappy or deflate
+// (compress.go). The read loop swaps them during IDENTIFY holding conn.wmu,
+// so the pump never writes to a layer being replaced; without TLS or
+// compression the output buffer writes straight to the socket. AUTH and
+// the PUB/SUB checks ask the auth servers (auth.go) from the read loop;
+// with auth on, the HTTP API checks credentials the same way
+// (http_auth.go).
+//
 // # Concurrency
 //
-// Lock order: Server.mu → Topic.mu → Channel.mu → conn.wmu. The log has its
-// own lock (log.mu) which is a leaf: it is taken with Topic.mu or Channel.mu
-// held, never the other way round.
+// Lock order: Server.mu → Topic.mu → Channel.mu → conn.wmu → conn.imu. The
+// log has its own lock (log.mu) which is a leaf: it is taken with Topic.mu
+// or Channel.mu held, never the other way round.
 //
 // Goroutines: Server.Run owns the accept loops, the HTTP server and the
 // scanner (an errgroup); each accepted connection has a read loop (owned by
