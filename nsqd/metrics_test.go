@@ -4,7 +4,12 @@ package nsqd_test
 // parser, types and values checked against the traffic the test made.
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
+	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +280,59 @@ func TestMetricsRoute(t *testing.T) {
 	httpOK(t, "POST", base+"/topic/create?topic=t%23ephemeral", nil)
 	if v, ok := scrapeMetrics(t, base).value("nsqd_topic_depth", "topic", "t#ephemeral"); !ok || v != 0 {
 		t.Errorf(`nsqd_topic_depth{topic="t#ephemeral"} = %v, %v`, v, ok)
+	}
+}
+
+// dashboardMetrics lists the metric names with prefix that the Grafana
+// dashboard in contrib/grafana queries.
+func dashboardMetrics(t *testing.T, prefix string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../contrib/grafana/nsqx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct{ Expr string } `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("contrib/grafana/nsqx.json: %v", err)
+	}
+	seen := map[string]bool{}
+	re := regexp.MustCompile(`\b` + prefix + `[a-z0-9_]+`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range re.FindAllString(tg.Expr, -1) {
+				seen[m] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// TestMetricsDashboard checks that every nsqd metric the Grafana dashboard
+// queries is one nsqd exports.
+func TestMetricsDashboard(t *testing.T) {
+	_, base := httpStartNSQD(t, func(c *nsqd.Config) { c.E2EProcessingLatencyPercentiles = []float64{0.99} })
+	httpOK(t, "POST", base+"/topic/create?topic=t", nil)
+	httpOK(t, "POST", base+"/channel/create?topic=t&channel=c", nil)
+	exported := map[string]bool{}
+	for name, fam := range scrapeMetrics(t, base) {
+		exported[name] = true
+		if fam.GetType() == dto.MetricType_HISTOGRAM {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				exported[name+s] = true
+			}
+		}
+	}
+	names := dashboardMetrics(t, "nsqd_")
+	if len(names) < 10 {
+		t.Fatalf("the dashboard queries only %v", names)
+	}
+	for _, name := range names {
+		if !exported[name] {
+			t.Errorf("the dashboard queries %s, which nsqd does not export", name)
+		}
 	}
 }

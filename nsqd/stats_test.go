@@ -201,8 +201,8 @@ var (
 	sBool   = &schema{kind: jBool}
 )
 
-func object(fs ...field) *schema  { return &schema{kind: jObject, fields: fs} }
-func array(elem *schema) *schema  { return &schema{kind: jArray, elem: elem} }
+func object(fs ...field) *schema    { return &schema{kind: jObject, fields: fs} }
+func array(elem *schema) *schema    { return &schema{kind: jArray, elem: elem} }
 func req(n string, s *schema) field { return field{name: n, s: s} }
 func null(n string, s *schema) field {
 	return field{name: n, s: s, nullable: true}

@@ -2,6 +2,8 @@ package nsqlookupd
 
 import (
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,4 +160,25 @@ func TestMetricsWithNSQD(t *testing.T) {
 		g := gauges(t, s)
 		return g["nsqlookupd_producers"] == 0 && g["nsqlookupd_connections"] == 0
 	})
+}
+
+// TestMetricsDashboard checks that every nsqlookupd metric the Grafana
+// dashboard in contrib/grafana queries is one nsqlookupd exports.
+func TestMetricsDashboard(t *testing.T) {
+	b, err := os.ReadFile("../contrib/grafana/nsqx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, nil, nil)
+	post(t, s, "/topic/create?topic=t")
+	exported := scrape(t, s)
+	names := regexp.MustCompile(`\bnsqlookupd_[a-z0-9_]+`).FindAllString(string(b), -1)
+	if len(names) < 5 {
+		t.Fatalf("the dashboard queries only %v", names)
+	}
+	for _, name := range names {
+		if _, ok := exported[name]; !ok {
+			t.Errorf("the dashboard queries %s, which nsqlookupd does not export", name)
+		}
+	}
 }
