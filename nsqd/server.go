@@ -383,6 +383,12 @@ var errExitingServer = errors.New("exiting")
 // Topic returns the named topic, creating it if needed. The name must be
 // valid (callers check, to give their own error).
 func (s *Server) Topic(name string) (*Topic, error) {
+	s.mu.RLock()
+	t, ok := s.topics[name]
+	s.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
 	s.mu.Lock()
 	if t, ok := s.topics[name]; ok {
 		s.mu.Unlock()
@@ -392,7 +398,7 @@ func (s *Server) Topic(name string) (*Topic, error) {
 		s.mu.Unlock()
 		return nil, errExitingServer
 	}
-	t := newTopic(name, s.cfg, s.scanner, s.hooks)
+	t = newTopic(name, s.cfg, s.scanner, s.hooks)
 	s.topics[name] = t
 	ctx := s.ctx
 	s.mu.Unlock()
