@@ -24,9 +24,12 @@ const (
 )
 
 // Main runs a tool's run function with a context that ends on SIGINT or
-// SIGTERM and exits with its code. It is all a tool's main does.
+// SIGTERM and exits with its code. It is all a tool's main does. The first
+// signal asks for a clean shutdown; a second one kills the process the
+// usual way, for when the shutdown hangs.
 func Main(run func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }() // ends with the first signal or the process
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
