@@ -130,6 +130,10 @@ func New(cfg *Config) (*Server, error) {
 		s.dirLock.Close()
 		return nil, err
 	}
+	if err := s.importNSQ(); err != nil { // import.go
+		s.dirLock.Close()
+		return nil, err
+	}
 
 	s.tcpLn, err = listen(cfg.TCPAddress)
 	if err != nil {
