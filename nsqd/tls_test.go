@@ -905,3 +905,35 @@ func (c *layeredConn) Write(b []byte) (int, error) {
 func (c *layeredConn) CloseWrite() error {
 	return c.Conn.(interface{ CloseWrite() error }).CloseWrite()
 }
+
+// BenchmarkTransport moves messages through nsqd over each transport: one
+// producer sends MPUBs of 100 messages of 256 bytes, one consumer receives
+// and FINs them. Allocations count client and server together.
+func BenchmarkTransport(b *testing.B) {
+	for _, transport := range []string{"tcp", "tls", "snappy", "deflate"} {
+		b.Run(transport, func(b *testing.B) {
+			s := startServer(b, transport, nil)
+			msgs := make([][]byte, 100)
+			for i := range msgs {
+				msgs[i] = bytes.Repeat([]byte{byte('a' + i%26)}, 256)
+			}
+			mpub := wire.AppendCommand(nil, "MPUB", wire.AppendMPUBBody(nil, msgs), "bench")
+			p, c := s.dial(b), s.dial(b)
+			c.sub("bench", "c")
+			c.send("RDY", nil, "100") // credit runs out with each batch: flushed at once
+			fins := make([]byte, 0, len(msgs)*(len("FIN \n")+wire.IDLength))
+			b.SetBytes(int64(len(msgs) * 256))
+			b.ReportAllocs()
+			for b.Loop() {
+				p.write(mpub)
+				fins = fins[:0]
+				for range msgs {
+					m := c.message()
+					fins = append(append(append(fins, "FIN "...), m.ID[:]...), '\n')
+				}
+				c.write(fins)
+				p.expect("OK")
+			}
+		})
+	}
+}
