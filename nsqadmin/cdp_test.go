@@ -218,6 +218,7 @@ func startBrowser(t *testing.T) *browser {
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
 		"--user-data-dir="+profile, "--remote-debugging-port=0", "--window-size=1400,1000", "about:blank")
+	ownProcessGroup(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -225,9 +226,29 @@ func startBrowser(t *testing.T) *browser {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() { // ends when Chromium exits
 		cmd.Wait()
+		close(exited)
+	}()
+	var b *browser
+	// One cleanup, in order: ask Chromium to close, kill what is left of
+	// its process group, then drop the connection. The profile directory
+	// (an earlier cleanup) is removed only after that.
+	t.Cleanup(func() {
+		if b != nil {
+			b.call("", "Browser.close", nil, nil)
+		}
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+		killGroup(cmd)
+		<-exited
+		if b != nil {
+			b.ws.nc.Close()
+			<-b.done
+		}
 	})
 	// Chromium prints "DevTools listening on ws://…" once it is ready.
 	wsURL := make(chan string, 1)
@@ -254,12 +275,8 @@ func startBrowser(t *testing.T) *browser {
 	if err != nil {
 		t.Fatalf("connect to DevTools: %v", err)
 	}
-	b := &browser{t: t, cmd: cmd, ws: ws, done: make(chan struct{}), pending: map[int64]chan cdpMessage{}}
-	go b.read() // stops when the connection closes, in the cleanup below
-	t.Cleanup(func() {
-		ws.nc.Close()
-		<-b.done
-	})
+	b = &browser{t: t, cmd: cmd, ws: ws, done: make(chan struct{}), pending: map[int64]chan cdpMessage{}}
+	go b.read() // stops when the connection closes, in the cleanup above
 	return b
 }
 

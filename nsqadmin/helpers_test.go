@@ -91,14 +91,6 @@ func startCluster(t testing.TB, n int) *cluster {
 
 func (c *cluster) lookupdHTTP() string { return c.lookupd.HTTPAddr().String() }
 
-func (c *cluster) nsqdHTTP() []string {
-	var out []string
-	for _, n := range c.nsqds {
-		out = append(out, n.HTTPAddr)
-	}
-	return out
-}
-
 // waitRegistered waits until the lookupd knows topic (and channel, if
 // given) on want nsqds.
 func (c *cluster) waitRegistered(t testing.TB, topic, channel string, want int) {

@@ -80,7 +80,6 @@ func (s *Server) parsePages() (map[string]*template.Template, string, error) {
 		"apiNode":     func(n string) string { return s.base + "/api/nodes/" + url.PathEscape(n) },
 		"path":        func(p string) string { return s.base + p },
 		"static":      func(name string) string { return s.base + "/static/" + name + "?v=" + s.assetTag },
-		"e2e":         e2eRows,
 		"quantiles":   quantilesOf,
 		"at":          percentileAt,
 		"jsonBody":    jsonBody,
@@ -486,13 +485,6 @@ func formatDuration(d time.Duration) string {
 		return fmt.Sprintf("%dd%s", days, (d - days*24*time.Hour).String())
 	}
 	return d.String()
-}
-
-func e2eRows(e *clusterinfo.E2E) []clusterinfo.Percentile {
-	if e == nil {
-		return nil
-	}
-	return e.Percentiles
 }
 
 // quantilesOf lists the quantiles present in any of the summaries.
