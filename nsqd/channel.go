@@ -258,6 +258,26 @@ func (c *Channel) deliverLocked(cn *conn, dst []delivery, seq uint64, r record, 
 	return append(dst, delivery{id: r.id, ts: r.ts, attempts: attempts, body: r.body})
 }
 
+// giveBack returns messages a consumer took but never sent (it sent CLS
+// meanwhile) to the front of the line, without counting a delivery attempt.
+func (c *Channel) giveBack(cn *conn, batch []delivery) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, d := range batch {
+		m, ok := c.inflight.remove(d.id)
+		if !ok {
+			continue
+		}
+		n++
+		c.requeued.push(owned{seq: m.seq, attempts: m.attempts - 1})
+	}
+	cn.inflightN.Add(-int64(n))
+	if n > 0 {
+		c.signalLocked()
+	}
+}
+
 // finish completes in-flight messages for client. It returns how many
 // succeeded and the first error (with the failing ID's index).
 func (c *Channel) finish(cn *conn, ids []uint64, errs []error) int {

@@ -729,8 +729,13 @@ func (c *conn) cls() ([]byte, *wire.Error) {
 	if c.state.Load() != stateSubscribed {
 		return nil, wire.Fatal(wire.ErrInvalid, "cannot CLS in current state")
 	}
+	// Under wmu: a pump that took messages before this point either wrote
+	// them already or sees the state below and gives them back, so no
+	// message follows CLOSE_WAIT.
+	c.wmu.Lock()
 	c.rdy.Store(0)
 	c.state.Store(stateClosing)
+	c.wmu.Unlock()
 	return wire.CloseWait, nil
 }
 
@@ -932,6 +937,11 @@ func (c *conn) pump() {
 				break
 			}
 			if err := c.writeMessages(batch); err != nil {
+				if errors.Is(err, errClosingConn) {
+					ch.giveBack(c, batch)
+					clear(batch)
+					continue
+				}
 				c.closeConn()
 				return
 			}
@@ -952,9 +962,15 @@ func (c *conn) pump() {
 	}
 }
 
+// errClosingConn: the client sent CLS after the batch was taken.
+var errClosingConn = errors.New("closing")
+
 func (c *conn) writeMessages(batch []delivery) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.state.Load() != stateSubscribed {
+		return errClosingConn
+	}
 	c.nc.SetWriteDeadline(c.writeDeadline())
 	for i := range batch {
 		d := &batch[i]
