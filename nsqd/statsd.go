@@ -49,6 +49,7 @@ func (s *Server) runStatsd(ctx context.Context) error {
 		mem:       s.cfg.StatsdMemStats,
 		ephemeral: !s.cfg.StatsdExcludeEphemeral,
 	}
+	s.log.Info("pushing stats to statsd", "addr", p.addr, "prefix", p.prefix, "interval", p.interval)
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	for {
@@ -57,6 +58,7 @@ func (s *Server) runStatsd(ctx context.Context) error {
 			return nil
 		case <-tick.C:
 		}
+		s.log.Debug("statsd push", "addr", p.addr)
 		if err := p.push(ctx, s.Stats(StatsFilter{})); err != nil {
 			s.log.Error("statsd push failed", "addr", p.addr, "err", err)
 		}
