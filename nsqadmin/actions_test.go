@@ -128,6 +128,9 @@ func TestActions(t *testing.T) {
 		// A channel created for a topic that nsqds produce is created on them.
 		act(t, "POST", base+"/api/topics", map[string]string{"topic": "orders", "channel": "late"})
 		both("late channel exists", func(n *nsqtest.NSQD) bool { return channelStats(n, "orders", "late") != nil })
+		// Let the nsqds' own REGISTER of the channel reach the lookupd, or
+		// it could land after the deletion below and revive it there.
+		c.waitChannelProducers(t, "orders", "late", 2)
 	})
 
 	t.Run("delete channel", func(t *testing.T) {

@@ -116,6 +116,17 @@ func (c *cluster) waitRegistered(t testing.TB, topic, channel string, want int) 
 	})
 }
 
+// waitChannelProducers waits until n nsqds have registered topic/channel
+// with the lookupd (their REGISTER is asynchronous).
+func (c *cluster) waitChannelProducers(t testing.TB, topic, channel string, n int) {
+	t.Helper()
+	nsqtest.Eventually(t, testTimeout, "registration of "+topic+"/"+channel, func() bool {
+		var r map[string][]json.RawMessage
+		request(t, "GET", "http://"+c.lookupdHTTP()+"/debug", nil, nil, &r)
+		return len(r["channel:"+topic+":"+channel]) == n
+	})
+}
+
 // testConfig is an nsqadmin config on a loopback port, logging to the test.
 func testConfig(t testing.TB) *Config {
 	cfg := DefaultConfig()
