@@ -6,11 +6,12 @@
 //
 //	length  uint32 LE  payload length, 1..MaxPayload
 //	crc     uint32 LE  CRC-32C (Castagnoli) of the payload
+//	hcrc    uint32 LE  CRC-32C of length and crc (finds record starts cheaply)
 //	payload length bytes
 //
 // # Segment file
 //
-//	magic   8 bytes  "NSQXSEG1"
+//	magic   8 bytes  "NSQXSEG2"
 //	base    uint64 LE  sequence number of the first record
 //	        8 bytes  reserved, zero
 //	records ...

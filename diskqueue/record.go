@@ -5,8 +5,9 @@ import (
 	"hash/crc32"
 )
 
-// RecordHeader is the size of a record's length and CRC.
-const RecordHeader = 8
+// RecordHeader is the size of a record's header: length, payload CRC and
+// header CRC.
+const RecordHeader = 12
 
 // SegmentHeader is the size of a segment file's header.
 const SegmentHeader = 24
@@ -14,17 +15,18 @@ const SegmentHeader = 24
 // MaxPayload bounds a record's payload (and so what a reader allocates).
 const MaxPayload = 1 << 30
 
-var segMagic = [8]byte{'N', 'S', 'Q', 'X', 'S', 'E', 'G', '1'}
+var segMagic = [8]byte{'N', 'S', 'Q', 'X', 'S', 'E', 'G', '2'}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Checksum is the CRC-32C of p.
 func Checksum(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
 
-// PutHeader fills b[0:8] with the header of payload.
+// PutHeader fills b[0:12] with the header of payload.
 func PutHeader(b []byte, payload []byte) {
 	binary.LittleEndian.PutUint32(b[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(b[4:], Checksum(payload))
+	binary.LittleEndian.PutUint32(b[8:], Checksum(b[0:8]))
 }
 
 // AppendRecord appends a whole record.
@@ -53,6 +55,12 @@ func ParseSegmentHeader(b []byte) (base uint64, ok bool) {
 // its payload length.
 func valid(b []byte, maxPayload int) (int, bool) {
 	if len(b) < RecordHeader {
+		return 0, false
+	}
+	// The header's own CRC first: it is cheap, and it makes a false start
+	// while resynchronising after damage a 1 in 2^32 event, so recovery
+	// costs one short CRC per byte of damage instead of one payload CRC.
+	if Checksum(b[0:8]) != binary.LittleEndian.Uint32(b[8:]) {
 		return 0, false
 	}
 	n := binary.LittleEndian.Uint32(b)
