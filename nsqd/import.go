@@ -68,6 +68,7 @@ package nsqd
 // it was valid in NSQ and must not be dropped silently.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -144,20 +145,10 @@ func findNSQQueues(names []string) []*nsqQueue {
 		}
 	}
 	for _, q := range qs {
-		slices.SortFunc(q.data, func(a, b nsqDataFile) int { return cmpInt(a.num, b.num) })
+		slices.SortFunc(q.data, func(a, b nsqDataFile) int { return cmp.Compare(a.num, b.num) })
 	}
 	slices.SortFunc(qs, func(a, b *nsqQueue) int { return strings.Compare(a.name, b.name) })
 	return qs
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // nsqMeta is a diskqueue meta file: "depth\nreadNum,readPos\nwriteNum,writePos\n".

@@ -74,7 +74,7 @@ func (f *nsqFixture) msgsOf(bodies ...string) []nsqMsg {
 	return out
 }
 
-func appendMsgs(b []byte, ms ...nsqMsg) []byte {
+func appendNSQMsgs(b []byte, ms ...nsqMsg) []byte {
 	for _, m := range ms {
 		b = nsqd.AppendNSQRecord(b, m.ts, m.attempts, m.id, []byte(m.body))
 	}
@@ -175,30 +175,30 @@ func ordersFixture(t *testing.T) *nsqFixture {
 		`{"channels":[{"name":"billing","paused":false},{"name":"audit","paused":false},{"name":"archive","paused":false}],"name":"orders","paused":false},`+
 		`{"channels":[{"name":"c","paused":false}],"name":"held","paused":true}],"version":"1.3.0"}`)
 
-	old := appendMsgs(nil, f.msgsOf("o-old0", "o-old1")...)
-	consumed := appendMsgs(nil, f.msgsOf("o0", "o1")...)
-	file1 := appendMsgs(consumed, f.msgsOf("o2", "o3", "o4")...)
+	old := appendNSQMsgs(nil, f.msgsOf("o-old0", "o-old1")...)
+	consumed := appendNSQMsgs(nil, f.msgsOf("o0", "o1")...)
+	file1 := appendNSQMsgs(consumed, f.msgsOf("o2", "o3", "o4")...)
 	f.queue("orders", [][]byte{old, file1}, nsqd.NSQMeta(3, 1, int64(len(consumed)), 1, int64(len(file1))))
 
-	consumed = appendMsgs(nil, f.msgsOf("b0", "b1")...)
-	b := appendMsgs(consumed, f.msg("b2", 0), f.msg("b3", 3))
+	consumed = appendNSQMsgs(nil, f.msgsOf("b0", "b1")...)
+	b := appendNSQMsgs(consumed, f.msg("b2", 0), f.msg("b3", 3))
 	bad := len(b)
-	b = appendMsgs(b, f.msg("b4", 0), f.msg("b5", 0))
+	b = appendNSQMsgs(b, f.msg("b4", 0), f.msg("b5", 0))
 	b[bad], b[bad+1] = 0x7f, 0x7f // b4's length no longer fits
 	f.queue("orders:billing", [][]byte{b}, nsqd.NSQMeta(4, 0, int64(len(consumed)), 0, int64(len(b))))
 
-	a0 := appendMsgs(nil, f.msgsOf("a0", "a1", "a2")...)
-	a1 := appendMsgs(nil, f.msgsOf("a3", "a4")...)
+	a0 := appendNSQMsgs(nil, f.msgsOf("a0", "a1", "a2")...)
+	a1 := appendNSQMsgs(nil, f.msgsOf("a3", "a4")...)
 	writePos := len(a1)
-	torn := appendMsgs(nil, f.msg("a5", 0))
+	torn := appendNSQMsgs(nil, f.msg("a5", 0))
 	a1 = append(a1, torn[:len(torn)/2]...)
 	f.queue("orders:audit", [][]byte{a0, a1}, nsqd.NSQMeta(5, 0, 0, 1, int64(writePos)))
 
-	f.queue("held:c", [][]byte{appendMsgs(nil, f.msg("hc0", 0))}, "")
-	ht := appendMsgs(nil, f.msgsOf("ht0", "ht1")...)
+	f.queue("held:c", [][]byte{appendNSQMsgs(nil, f.msg("hc0", 0))}, "")
+	ht := appendNSQMsgs(nil, f.msgsOf("ht0", "ht1")...)
 	f.queue("held", [][]byte{ht}, nsqd.NSQMeta(2, 0, 0, 0, int64(len(ht))))
 
-	f.queue("solo", [][]byte{appendMsgs(nil, f.msgsOf("s0", "s1")...)}, "")
+	f.queue("solo", [][]byte{appendNSQMsgs(nil, f.msgsOf("s0", "s1")...)}, "")
 	return f
 }
 
@@ -278,9 +278,9 @@ func TestImportNSQDataPath(t *testing.T) {
 	}
 }
 
-// moveBack returns the imported NSQ files to the data path, as if the move
+// moveNSQFilesBack returns the imported NSQ files to the data path, as if the move
 // had not happened, and sets the topic's import marker to state.
-func moveBack(t *testing.T, dir, topic, state string) {
+func moveNSQFilesBack(t *testing.T, dir, topic, state string) {
 	t.Helper()
 	aside := filepath.Join(dir, "nsq-imported")
 	for _, name := range nsqFiles(t, aside) {
@@ -306,7 +306,7 @@ func TestImportInterrupted(t *testing.T) {
 	n.Stop(t)
 
 	for _, state := range []string{"begin", "done"} {
-		moveBack(t, f.dir, "orders", state)
+		moveNSQFilesBack(t, f.dir, "orders", state)
 		cfg, lt := importConfig(t, f.dir, 10000)
 		n := nsqtest.StartNSQDConfig(t, cfg)
 		if got := nsqFiles(t, f.dir); len(got) != 0 {
@@ -353,7 +353,7 @@ func TestImportRefusedWhenTopicHoldsMessages(t *testing.T) {
 	publishBodies(t, n, "orders", []string{"nsqx0", "nsqx1"})
 	n.Stop(t)
 
-	f.queue("orders:billing", [][]byte{appendMsgs(nil, f.msgsOf("b0")...)}, "")
+	f.queue("orders:billing", [][]byte{appendNSQMsgs(nil, f.msgsOf("b0")...)}, "")
 	cfg, lt := importConfig(t, f.dir, 10000)
 	n = nsqtest.StartNSQDConfig(t, cfg)
 	if !lt.contains("NSQ files not imported") {
@@ -373,9 +373,9 @@ func TestImportEmptyPausedTopic(t *testing.T) {
 	for _, later := range []bool{false, true} {
 		t.Run(fmt.Sprintf("later=%v", later), func(t *testing.T) {
 			f := newNSQFixture(t, `{"topics":[{"channels":[{"name":"x","paused":false},{"name":"y","paused":false}],"name":"t","paused":true}],"version":"1.3.0"}`)
-			f.queue("t:x", [][]byte{appendMsgs(nil, f.msgsOf("x0", "x1")...)}, "")
-			f.queue("t:y", [][]byte{appendMsgs(nil, f.msgsOf("y0")...)}, "")
-			f.queue("t", [][]byte{appendMsgs(nil, f.msgsOf("t0")...)}, "")
+			f.queue("t:x", [][]byte{appendNSQMsgs(nil, f.msgsOf("x0", "x1")...)}, "")
+			f.queue("t:y", [][]byte{appendNSQMsgs(nil, f.msgsOf("y0")...)}, "")
+			f.queue("t", [][]byte{appendNSQMsgs(nil, f.msgsOf("t0")...)}, "")
 			cfg, _ := importConfig(t, f.dir, 10000)
 			n := nsqtest.StartNSQDConfig(t, cfg)
 			tp, err := n.Topic("t")
@@ -417,7 +417,7 @@ func TestImportEmptyPausedTopic(t *testing.T) {
 func TestImportTooLarge(t *testing.T) {
 	f := newNSQFixture(t, "")
 	big := strings.Repeat("x", 2000)
-	f.queue("orders", [][]byte{appendMsgs(nil, f.msg("small", 0), f.msg(big, 0))}, "")
+	f.queue("orders", [][]byte{appendNSQMsgs(nil, f.msg("small", 0), f.msg(big, 0))}, "")
 	cfg, _ := importConfig(t, f.dir, 10000)
 	cfg.MaxMsgSize = 1000
 	if _, err := nsqd.New(cfg); err == nil || !strings.Contains(err.Error(), "--max-msg-size=2000") {

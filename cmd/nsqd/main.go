@@ -6,6 +6,9 @@
 // keys and defaults are NSQ's (see flags.go); nsqd.Config.Validate checks
 // the result. nsqd then serves until SIGINT or SIGTERM and exits 0 after a
 // clean shutdown, or 1 on any error.
+//
+// "nsqd check --data-path DIR" verifies a data path offline instead (see
+// check.go).
 package main
 
 import (
@@ -29,6 +32,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // run is nsqd's main with its outputs passed in; it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "check" {
+		return checkMain(args[1:], stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, args, os.Environ(), stdout, stderr)
@@ -121,7 +127,7 @@ func parse(args, environ []string, usage io.Writer) (cfg *nsqd.Config, showVersi
 }
 
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: nsqd [flags]\n\n"+
+	fmt.Fprintf(w, "Usage: nsqd [flags]\n       nsqd check --data-path DIR   (verify a data path offline)\n\n"+
 		"Every flag can also be set by an environment variable (NSQD_ and the flag\n"+
 		"name in upper case with '_' for '-', e.g. NSQD_MEM_QUEUE_SIZE) or by the\n"+
 		"--config TOML file (the flag name with '_' for '-', e.g. mem_queue_size).\n"+
