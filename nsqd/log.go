@@ -228,19 +228,22 @@ func (l *msgLog) persist(from uint64) error {
 		return nil
 	}
 	segs := l.segments()
-	for i := len(segs) - 1; i >= 0; i-- {
-		s := segs[i]
+	first := len(segs)
+	for first > 0 {
+		s := segs[first-1]
 		if s.base+uint64(s.n) <= from && s.persisted >= s.used {
 			break
 		}
+		first--
+	}
+	// Oldest first, so a crash mid-batch leaves a prefix on disk, never a
+	// hole that would read as damage.
+	for _, s := range segs[first:] {
 		if err := l.store.writeOut(s, l.next); err != nil {
 			l.abort(from)
 			return err
 		}
 	}
-	// Write order is oldest first only within a segment; a batch spanning
-	// two segments wrote the newer first above, which is fine: nothing is
-	// visible or acknowledged until both are written.
 	return nil
 }
 
