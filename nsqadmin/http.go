@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nsqx/nsqx/internal/clusterinfo"
+	"github.com/nsqx/nsqx/internal/metrics"
 	"github.com/nsqx/nsqx/wire"
 )
 
@@ -35,6 +36,7 @@ func (s *Server) handler() http.Handler {
 	}
 
 	route("GET", "/ping", s.handlePing)
+	route("GET", "/metrics", metrics.Handler(metrics.NewRegistry(), s.log).ServeHTTP)
 	if bp != "" {
 		route("GET", "", s.pageTopics)
 	}

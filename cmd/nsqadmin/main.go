@@ -20,10 +20,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/logging"
 	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqadmin"
 )
@@ -54,7 +54,11 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 		printError(stderr, err)
 		return 1
 	}
-	opts.cfg.Logger = newLogger(stderr, opts.logPrefix, opts.cfg.LogLevel)
+	opts.cfg.Logger, err = logging.New(stderr, logging.Options{Level: opts.cfg.LogLevel, Prefix: opts.logPrefix, Format: opts.logFormat})
+	if err != nil {
+		printError(stderr, err)
+		return 1
+	}
 
 	srv, err := nsqadmin.New(opts.cfg)
 	if err != nil {
@@ -73,6 +77,7 @@ func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer
 type options struct {
 	cfg       *nsqadmin.Config
 	logPrefix string
+	logFormat string
 	version   bool
 	fs        *flag.FlagSet
 }
@@ -81,7 +86,7 @@ type options struct {
 // validates the result. It returns flag.ErrHelp for -h; opts is non-nil
 // whenever the flags themselves parsed, so --version can be honoured.
 func parse(args, environ []string) (*options, error) {
-	opts := &options{cfg: nsqadmin.DefaultConfig(), logPrefix: "[nsqadmin] "}
+	opts := &options{cfg: nsqadmin.DefaultConfig(), logPrefix: "[nsqadmin] ", logFormat: logging.FormatText}
 	opts.cfg.LogLevel.Set(slog.LevelInfo)
 	fs := newFlagSet(opts)
 	opts.fs = fs
@@ -122,6 +127,7 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	fs.String("config", "", "path to a TOML `file` of options (keys are flag names with '_' for '-')")
 	fs.Var(levelFlag{cfg.LogLevel}, "log-level", "least severe `level` to log: debug, info, warn, error or fatal")
 	fs.StringVar(&opts.logPrefix, "log-prefix", opts.logPrefix, "text put at the start of every log line")
+	fs.Var(logging.FormatFlag{P: &opts.logFormat}, "log-format", "log line `format`: text, or json for one JSON object per line")
 	fs.Bool("verbose", false, "deprecated, has no effect (use --log-level)")
 	fs.BoolVar(&opts.version, "version", false, "print the version and exit")
 
@@ -212,33 +218,4 @@ func (f levelFlag) Set(s string) error {
 	}
 	f.v.Set(l)
 	return nil
-}
-
-// newLogger logs text records at level and above to w, each line starting
-// with prefix. The level may change while running (PUT /config/log_level).
-func newLogger(w io.Writer, prefix string, level *slog.LevelVar) *slog.Logger {
-	if prefix != "" {
-		w = &prefixed{w: w, prefix: prefix}
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
-
-// prefixed writes prefix before each Write; slog's text handler writes
-// every record, one line, in a single Write.
-type prefixed struct {
-	w      io.Writer
-	prefix string
-
-	mu  sync.Mutex // guards buf and keeps each line's Write whole
-	buf []byte
-}
-
-func (p *prefixed) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(append(p.buf[:0], p.prefix...), b...)
-	if _, err := p.w.Write(p.buf); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
