@@ -38,8 +38,9 @@ func (s *scanner) want(deadline int64) {
 	}
 }
 
-// run scans until ctx ends. It also releases log segments no channel needs
-// any more, once a second.
+// run scans until ctx ends. Once a second it also releases log segments no
+// channel needs any more and evicts segments that readers loaded back from
+// disk beyond the memory budget.
 func (s *scanner) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -59,6 +60,7 @@ func (s *scanner) run(ctx context.Context) error {
 		case <-release.C:
 			for _, t := range s.topics() {
 				t.release()
+				t.trimMemory()
 			}
 			continue
 		case <-timer.C:

@@ -82,6 +82,17 @@ type topicHooks struct {
 	storeOK       func()
 }
 
+// trimMemory keeps the log within --mem-queue-size when nothing is being
+// published (readers may have loaded old segments back from disk).
+func (t *Topic) trimMemory() {
+	if t.log.store == nil {
+		return
+	}
+	t.mu.Lock()
+	t.log.enforce(t.hooks.memQueueLimit)
+	t.mu.Unlock()
+}
+
 // rolled runs when the log starts a new segment (writer, under t.mu):
 // free what no channel needs, then keep memory within --mem-queue-size by
 // spilling the oldest queued segments to disk.
