@@ -76,9 +76,18 @@ type conn struct {
 	finCount  atomic.Uint64
 	reqCount  atomic.Uint64
 
-	wakeCh     chan struct{}
-	settingsCh chan struct{}
-	exitCh     chan struct{}
+	// The pump runs only while there is something to deliver (see
+	// wake), so an idle connection costs one goroutine, not two. pumpMu
+	// guards the fields below; lock order: Channel.mu → pumpMu.
+	pumpMu   sync.Mutex
+	running  bool // a pump goroutine is delivering
+	pending  bool // woken while running: look again before stopping
+	closed   bool // serve is exiting: start nothing more
+	armed    bool // the flush timer is set
+	pumpWG   sync.WaitGroup
+	hbTimer  *time.Timer
+	flushTmr *time.Timer
+	batch    []delivery // the pump's scratch (one pump at a time)
 	closeOnce  sync.Once
 
 	// read-loop scratch
@@ -104,9 +113,6 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 		log:        s.log.With("client", remote),
 		clientID:   host,
 		hostname:   host,
-		wakeCh:     make(chan struct{}, 1),
-		settingsCh: make(chan struct{}, 1),
-		exitCh:     make(chan struct{}),
 	}
 	c.rw, c.out = nc, nc
 	c.heartbeat.Store(int64(s.cfg.ClientTimeout / 2))
@@ -145,10 +151,17 @@ func (c *conn) releaseWriter() {
 }
 
 func (c *conn) wake() {
-	select {
-	case c.wakeCh <- struct{}{}:
-	default:
+	c.pumpMu.Lock()
+	defer c.pumpMu.Unlock()
+	if c.closed {
+		return
 	}
+	if c.running {
+		c.pending = true
+		return
+	}
+	c.running = true
+	c.pumpWG.Go(c.runPump)
 }
 
 func (c *conn) msgTimeout() time.Duration { return time.Duration(c.msgTimeoutNs.Load()) }
@@ -177,12 +190,19 @@ func (c *conn) closeConn() {
 // serve runs the connection after the magic has been read, until the client
 // goes away, a fatal error, or the server closes it.
 func (c *conn) serve() {
-	var wg sync.WaitGroup
-	wg.Go(c.pump)
+	c.resetHeartbeat()
 	defer func() {
 		c.closeConn()
-		close(c.exitCh)
-		wg.Wait()
+		c.pumpMu.Lock()
+		c.closed = true
+		if c.hbTimer != nil {
+			c.hbTimer.Stop()
+		}
+		if c.flushTmr != nil {
+			c.flushTmr.Stop()
+		}
+		c.pumpMu.Unlock()
+		c.pumpWG.Wait()
 		if ch := c.ch.Load(); ch != nil {
 			ch.removeConsumer(c)
 		}
@@ -444,10 +464,7 @@ func (c *conn) identify(p [][]byte) ([]byte, *wire.Error) {
 		c.outSize.Store(outSize)
 		c.wmu.Unlock()
 	}
-	select {
-	case c.settingsCh <- struct{}{}:
-	default:
-	}
+	c.resetHeartbeat()
 	c.log.Debug("identified", "client_id", req.ClientID, "user_agent", req.UserAgent)
 
 	if !req.FeatureNegotiation {
@@ -871,94 +888,137 @@ func (c *conn) countPub(topic string, n uint64) {
 	c.imu.Unlock()
 }
 
-// pump writes heartbeats and delivers messages while the client has credit.
-// It runs until serve closes exitCh.
-func (c *conn) pump() {
-	hbTicker := time.NewTicker(time.Hour)
-	defer hbTicker.Stop()
-	resetHeartbeat := func() {
-		if hb := time.Duration(c.heartbeat.Load()); hb > 0 {
-			hbTicker.Reset(hb)
-		} else {
-			hbTicker.Stop()
-		}
+// resetHeartbeat (re)arms the heartbeat timer for the negotiated interval.
+// The timer's function runs in its own short-lived goroutine, counted in
+// pumpWG so serve waits for it.
+func (c *conn) resetHeartbeat() {
+	c.pumpMu.Lock()
+	defer c.pumpMu.Unlock()
+	if c.closed {
+		return
 	}
-	resetHeartbeat()
-	flush := time.NewTimer(time.Hour)
-	flush.Stop()
-	defer flush.Stop()
-	armed := false
-	dirty := false
-	batch := make([]delivery, 0, 16)
+	hb := time.Duration(c.heartbeat.Load())
+	if c.hbTimer == nil {
+		if hb > 0 {
+			c.hbTimer = time.AfterFunc(hb, c.heartbeatFire)
+		}
+		return
+	}
+	c.hbTimer.Stop()
+	if hb > 0 {
+		c.hbTimer.Reset(hb)
+	}
+}
 
+// heartbeatFire sends a heartbeat (which also flushes anything buffered)
+// and arms the next one.
+func (c *conn) heartbeatFire() {
+	if !c.enterTimer() {
+		return
+	}
+	defer c.pumpWG.Done()
+	if err := c.send(wire.FrameResponse, wire.Heartbeat); err != nil {
+		c.closeConn()
+		return
+	}
+	c.resetHeartbeat()
+}
+
+// flushFire pushes out buffered messages when the output-buffer timeout
+// passes.
+func (c *conn) flushFire() {
+	if !c.enterTimer() {
+		return
+	}
+	defer c.pumpWG.Done()
+	c.pumpMu.Lock()
+	c.armed = false
+	c.pumpMu.Unlock()
+	if err := c.flush(); err != nil {
+		c.closeConn()
+	}
+}
+
+// enterTimer registers a timer function in pumpWG unless serve is exiting.
+func (c *conn) enterTimer() bool {
+	c.pumpMu.Lock()
+	defer c.pumpMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.pumpWG.Add(1)
+	return true
+}
+
+// armFlush sets the output-buffer timer if it is not set.
+func (c *conn) armFlush() {
+	c.pumpMu.Lock()
+	defer c.pumpMu.Unlock()
+	if c.armed || c.closed {
+		return
+	}
+	c.armed = true
+	d := time.Duration(c.outTimeout.Load())
+	if c.flushTmr == nil {
+		c.flushTmr = time.AfterFunc(d, c.flushFire)
+	} else {
+		c.flushTmr.Reset(d)
+	}
+}
+
+// runPump delivers while there is credit and something to deliver, then
+// stops; a wake that came meanwhile makes it look once more.
+func (c *conn) runPump() {
 	for {
-		select {
-		case <-c.exitCh:
-			return
-		case <-c.settingsCh:
-			resetHeartbeat()
-			continue
-		case <-hbTicker.C:
-			if err := c.send(wire.FrameResponse, wire.Heartbeat); err != nil {
-				c.closeConn()
-				return
-			}
-			dirty = false
-		case <-flush.C:
-			armed = false
-			if dirty {
-				if err := c.flush(); err != nil {
-					c.closeConn()
-					return
-				}
-				dirty = false
-			}
-		case <-c.wakeCh:
+		if !c.deliver() {
+			c.closeConn()
 		}
-		ch := c.ch.Load()
-		if ch == nil {
+		c.pumpMu.Lock()
+		if c.pending && !c.closed {
+			c.pending = false
+			c.pumpMu.Unlock()
 			continue
 		}
-		for {
-			credit := c.rdy.Load() - c.inflightN.Load()
-			if credit <= 0 || c.state.Load() != stateSubscribed {
-				// Not ready for more: push out what is buffered.
-				if dirty {
-					if err := c.flush(); err != nil {
-						c.closeConn()
-						return
-					}
-					dirty = false
-				}
-				break
-			}
-			batch = ch.take(c, int(min(credit, maxDeliveryBatch)), time.Now().UnixNano(), batch[:0])
-			if len(batch) == 0 {
-				break
-			}
-			if err := c.writeMessages(batch); err != nil {
-				if errors.Is(err, errClosingConn) {
-					ch.giveBack(c, batch)
-					clear(batch)
-					continue
-				}
-				c.closeConn()
-				return
-			}
-			clear(batch) // drop references into the log
-			if c.outTimeout.Load() == 0 {
-				if err := c.flush(); err != nil {
-					c.closeConn()
-					return
-				}
-				continue
-			}
-			dirty = true
-			if !armed {
-				flush.Reset(time.Duration(c.outTimeout.Load()))
-				armed = true
-			}
+		c.running = false
+		c.pumpMu.Unlock()
+		return
+	}
+}
+
+// deliver takes batches from the channel and writes them while the client
+// has credit. Buffered frames are flushed when the client is no longer
+// ready, at once for an unbuffered client, and otherwise by the flush timer
+// (NSQ's output_buffer_timeout). It returns false on a write error.
+func (c *conn) deliver() bool {
+	ch := c.ch.Load()
+	if ch == nil {
+		return true
+	}
+	for {
+		credit := c.rdy.Load() - c.inflightN.Load()
+		if credit <= 0 || c.state.Load() != stateSubscribed {
+			return c.flush() == nil // not ready for more: push out what is buffered
 		}
+		c.batch = ch.take(c, int(min(credit, maxDeliveryBatch)), time.Now().UnixNano(), c.batch[:0])
+		if len(c.batch) == 0 {
+			return true
+		}
+		err := c.writeMessages(c.batch)
+		if errors.Is(err, errClosingConn) {
+			ch.giveBack(c, c.batch)
+			err = nil
+		}
+		clear(c.batch) // drop references into the log
+		if err != nil {
+			return false
+		}
+		if c.outTimeout.Load() == 0 {
+			if err := c.flush(); err != nil {
+				return false
+			}
+			continue
+		}
+		c.armFlush()
 	}
 }
 

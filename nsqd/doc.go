@@ -15,13 +15,15 @@
 // copies. A segment is released once every cursor has passed it and no owned
 // message points into it.
 //
-// Delivery is pulled by each consumer connection's pump goroutine: when it
-// has credit (RDY − in-flight) it takes a batch of messages from its channel
+// Delivery is pulled by each consumer connection's pump: while it has
+// credit (RDY − in-flight) it takes a batch of messages from its channel
 // under one lock acquisition, encodes their frames straight from the log into
 // its buffered writer, and flushes when the client is no longer ready, when
-// its output-buffer timeout fires, or when the buffer fills. A channel wakes
-// idle pumps through a one-slot signal channel, once per batch, not per
-// message.
+// its output-buffer timeout fires, or when the buffer fills. The pump is a
+// goroutine that exists only while there is something to deliver: a channel
+// wakes a consumer once per batch (conn.wake), which starts the pump or tells
+// the running one to look again, so an idle connection costs one goroutine.
+// Heartbeats and the output-buffer timeout are timers (time.AfterFunc).
 //
 // In-flight and deferred deadlines live in per-channel heaps; one scanner
 // goroutine per Server wakes at the earliest deadline of any channel.
@@ -43,8 +45,10 @@
 // log has its own lock (log.mu) which is a leaf: it is taken with Topic.mu
 // or Channel.mu held, never the other way round.
 //
-// Goroutines: Server.Run owns the accept loops, the HTTP server and the
-// scanner (an errgroup); each accepted connection has a read loop (owned by
-// the accept loop's WaitGroup) which owns its pump goroutine and stops it on
-// exit.
+// Goroutines: Server.Run owns the accept loops, the HTTP server, the
+// scanner, the syncer, the spiller, the lookupd peers and statsd (an
+// errgroup); each accepted connection has a read loop (owned by the accept
+// loop's WaitGroup) which owns its pump and timer goroutines (conn.pumpWG):
+// on exit it marks the connection closed so none starts, and waits for the
+// running ones. Lock order within a connection: Channel.mu → conn.pumpMu.
 package nsqd
