@@ -79,16 +79,16 @@ type conn struct {
 	// The pump runs only while there is something to deliver (see
 	// wake), so an idle connection costs one goroutine, not two. pumpMu
 	// guards the fields below; lock order: Channel.mu → pumpMu.
-	pumpMu   sync.Mutex
-	running  bool // a pump goroutine is delivering
-	pending  bool // woken while running: look again before stopping
-	closed   bool // serve is exiting: start nothing more
-	armed    bool // the flush timer is set
-	pumpWG   sync.WaitGroup
-	hbTimer  *time.Timer
-	flushTmr *time.Timer
-	batch    []delivery // the pump's scratch (one pump at a time)
-	closeOnce  sync.Once
+	pumpMu    sync.Mutex
+	running   bool // a pump goroutine is delivering
+	pending   bool // woken while running: look again before stopping
+	closed    bool // serve is exiting: start nothing more
+	armed     bool // the flush timer is set
+	pumpWG    sync.WaitGroup
+	hbTimer   *time.Timer
+	flushTmr  *time.Timer
+	batch     []delivery // the pump's scratch (one pump at a time)
+	closeOnce sync.Once
 
 	// read-loop scratch
 	params [][]byte
@@ -104,15 +104,15 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 		host = remote
 	}
 	c := &conn{
-		srv:        s,
-		id:         id,
-		nc:         nc,
-		r:          bufio.NewReaderSize(nc, readBufferSize),
-		remote:     remote,
-		connectTS:  time.Now().Unix(),
-		log:        s.log.With("client", remote),
-		clientID:   host,
-		hostname:   host,
+		srv:       s,
+		id:        id,
+		nc:        nc,
+		r:         bufio.NewReaderSize(nc, readBufferSize),
+		remote:    remote,
+		connectTS: time.Now().Unix(),
+		log:       s.log.With("client", remote),
+		clientID:  host,
+		hostname:  host,
 	}
 	c.rw, c.out = nc, nc
 	c.heartbeat.Store(int64(s.cfg.ClientTimeout / 2))
