@@ -216,3 +216,48 @@ func TestFaultWriteErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultStartOnFullDisk: nsqd starts on a full disk with messages
+// already stored, delivers them, refuses new publishes with /ping NOK, and
+// takes publishes again once space returns, without a restart.
+func TestFaultStartOnFullDisk(t *testing.T) {
+	fs := faultfs.New()
+	dir := t.TempDir()
+	n := startOnFS(t, fs, dir, 1)
+	top, _ := n.Topic("t")
+	top.Channel("c")
+	var acked []string
+	for i := 0; i < 50; i++ {
+		b := fmt.Sprintf("stored-%d", i)
+		if err := top.Publish([]byte(b), 0); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, b)
+	}
+	n.Stop(t)
+
+	full := fs.ProcessCrash()
+	full.LimitSpace(0)
+	n2 := startOnFS(t, full, dir, 1)
+	top2, err := n2.Topic("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := top2.Publish([]byte("no room"), 0); err == nil {
+		t.Fatal("publish on a full disk succeeded")
+	}
+	if h := n2.Health(); !strings.HasPrefix(h, "NOK - ") {
+		t.Fatalf("health on a full disk = %q, want NOK - ...", h)
+	}
+	seen := drain(t, n2.TCPAddr, len(acked))
+	if m := missing(acked, seen); len(m) > 0 {
+		t.Fatalf("%d stored messages not delivered on a full disk, first %q", len(m), m[0])
+	}
+	full.LimitSpace(-1)
+	if err := top2.Publish([]byte("room again"), 0); err != nil {
+		t.Fatalf("publish after space returned: %v", err)
+	}
+	if h := n2.Health(); h != "OK" {
+		t.Fatalf("health after space returned = %q, want OK", h)
+	}
+}
