@@ -495,7 +495,7 @@ func TestHTTPAuth(t *testing.T) {
 	as.allow("full", 3600, pubSubAll)
 	as.allow("narrow", 3600, pubAllowed, subAllowed)
 	as.allow("none", 3600)
-	n := startAuthNSQD(t, []string{as.hostPort()}, nil)
+	n := startAuthNSQD(t, []string{as.hostPort()}, func(c *nsqd.Config) { c.AuthHTTPProtectStats = true })
 	base := "http://" + n.HTTPAddr
 	bearer := func(s string) []string { return []string{"Authorization", "Bearer " + s} }
 
@@ -639,5 +639,37 @@ func TestHTTPAuthNothingChanges(t *testing.T) {
 				t.Errorf("log level changed")
 			}
 		})
+	}
+}
+
+// TestHTTPAuthStatsOpenByDefault: with auth on but without
+// --auth-http-protect-stats, the read-only /stats and /metrics answer
+// without a secret (NSQ's monitoring tools send none), while writes still
+// need one.
+func TestHTTPAuthStatsOpenByDefault(t *testing.T) {
+	t.Parallel()
+	as := startAuthServer(t)
+	as.allow("full", 3600, pubSubAll)
+	n := startAuthNSQD(t, []string{as.hostPort()}, nil)
+	base := "http://" + n.HTTPAddr
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/stats?format=json", 200},
+		{"GET", "/metrics", 200},
+		{"POST", "/pub?topic=allowed", 401},
+		{"GET", "/config/msg_timeout", 401},
+		{"POST", "/stats", 401},
+	} {
+		req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader("x"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s = %d, want %d", tc.method, tc.path, resp.StatusCode, tc.status)
+		}
 	}
 }

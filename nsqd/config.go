@@ -35,6 +35,9 @@ type Config struct {
 
 	AuthHTTPAddresses     []string // --auth-http-address (cfg auth_http_addresses)
 	AuthHTTPRequestMethod string   // --auth-http-request-method: get or post
+	// AuthHTTPProtectStats makes GET /stats and /metrics need a secret too
+	// when auth is on (--auth-http-protect-stats, nsqx only).
+	AuthHTTPProtectStats bool
 
 	DataPath        string        // --data-path
 	MemQueueSize    int64         // --mem-queue-size

@@ -11,8 +11,11 @@ import (
 )
 
 // HTTP auth (nsqx; NSQ leaves its HTTP API open when auth is on). With
-// --auth-http-address set, every HTTP(S) request but GET /ping and GET
-// /info carries the client's secret, as "Authorization: Bearer <secret>"
+// --auth-http-address set, every HTTP(S) request but the read-only GET
+// /ping, /info, /stats and /metrics carries the client's secret (/stats and
+// /metrics too with --auth-http-protect-stats: they stay open by default
+// because NSQ's nsqadmin, nsq_stat, Telegraf, KEDA and Prometheus poll them
+// without credentials), as "Authorization: Bearer <secret>"
 // or a "secret" query parameter, and is checked against the same auth
 // servers and rules as the TCP protocol:
 //
@@ -43,9 +46,11 @@ const (
 	authSubscribe                     // subscribe on ?topic= and ?channel=
 )
 
-func httpAuthRuleFor(method, path string) httpAuthRule {
+func httpAuthRuleFor(method, path string, protectStats bool) httpAuthRule {
 	switch {
 	case (path == "/ping" || path == "/info") && method == http.MethodGet:
+		return authOpen
+	case (path == "/stats" || path == "/metrics") && method == http.MethodGet && !protectStats:
 		return authOpen
 	case path == "/pub" || path == "/mpub" || strings.HasPrefix(path, "/topic/"):
 		return authPublish
@@ -96,7 +101,7 @@ func (c *httpAuthCache) put(k [sha256.Size]byte, st *authState, now time.Time) {
 // on; if not, it has answered. It removes the secret from the query, so
 // that it is not logged.
 func (a *httpAPI) authorize(w http.ResponseWriter, r *http.Request) bool {
-	rule := httpAuthRuleFor(r.Method, r.URL.Path)
+	rule := httpAuthRuleFor(r.Method, r.URL.Path, a.s.cfg.AuthHTTPProtectStats)
 	if rule == authOpen {
 		return true
 	}
