@@ -138,6 +138,7 @@ func (c *Channel) removeConsumer(cn *conn) {
 }
 
 func (c *Channel) removeWaiter(cn *conn) {
+	cn.waiting = false
 	for i, w := range c.waiters {
 		if w == cn {
 			c.waiters = append(c.waiters[:i], c.waiters[i+1:]...)
@@ -159,6 +160,7 @@ func (c *Channel) notify() {
 
 func (c *Channel) signalLocked() {
 	for _, w := range c.waiters {
+		w.waiting = false
 		w.wake()
 	}
 	clear(c.waiters)
@@ -234,7 +236,10 @@ func (c *Channel) take(cn *conn, max int, now int64, dst []delivery) []delivery 
 		}
 		// Register, then look again: a publisher commits the log tail and
 		// then checks hasWaiters, so one of the two sees the other.
-		c.waiters = append(c.waiters, cn)
+		if !cn.waiting {
+			cn.waiting = true
+			c.waiters = append(c.waiters, cn)
+		}
 		c.hasWaiters.Store(true)
 		registered = true
 		if c.topic.readLimit() <= c.cursor && c.requeued.len() == 0 {

@@ -68,6 +68,7 @@ type conn struct {
 	sampleRate   atomic.Int32
 	deflateLevel int
 
+	waiting   bool // in its channel's waiters; guarded by Channel.mu
 	state     atomic.Int32
 	ch        atomic.Pointer[Channel]
 	rdy       atomic.Int64
