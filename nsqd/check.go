@@ -300,7 +300,7 @@ func (c *checker) checkTopic(name string, tm *topicMeta, onDisk, haveMeta bool) 
 			state, _ := os.ReadFile(filepath.Join(dir, f))
 			c.pending++
 			c.line(1, "PENDING an NSQ import was interrupted (%s): nsqd finishes it at its next start", strings.TrimSpace(string(state)))
-		case strings.HasSuffix(f, ".seg"), strings.HasSuffix(f, ".chan"), strings.HasSuffix(f, ".req"):
+		case strings.HasSuffix(f, ".seg"), strings.HasSuffix(f, ".chan"), strings.HasSuffix(f, ".req"), f == dpubFile:
 		case strings.HasSuffix(f, ".seg.bad"):
 			c.damage(1, "%s: a segment nsqd found unreadable and moved aside (inspect, then delete)", c.rel(filepath.Join(dir, f)))
 		case strings.HasSuffix(f, ".tmp"):

@@ -2,12 +2,15 @@ package nsqd
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/nsqx/nsqx/diskqueue"
 	"github.com/nsqx/nsqx/wire"
 )
 
@@ -103,6 +106,9 @@ func (t *Topic) saveChannels() error {
 		return nil
 	}
 	var errs []error
+	if err := t.saveDeferredIndex(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, c := range t.channelList() {
 		if c.ephemeral {
 			continue
@@ -201,6 +207,7 @@ func (t *Topic) loadStore() error {
 	}
 	head, tail := t.log.headSeq(), t.log.tail.Load()
 	t.created = head
+	t.loadDeferredIndex(head, tail)
 	if t.paused.Load() {
 		if p := t.pausedAt.Load(); p == 0 || p > tail {
 			t.pausedAt.Store(tail)
@@ -228,4 +235,57 @@ func (t *Topic) loadStore() error {
 		}
 	}
 	return nil
+}
+
+// The DPUB index (Topic.dpub) lets /stats count a deferred message that no
+// cursor has reached as deferred. It is saved with channel progress to
+// <topic>/dpub (pairs of seq and due, LE, then a CRC-32C) so the count
+// survives a restart; if the file is missing or damaged the messages still
+// wait for their due time, /stats just counts them as depth until reached.
+const dpubFile = "dpub"
+
+func (t *Topic) saveDeferredIndex() error {
+	st := t.log.store
+	t.mu.Lock()
+	head := t.log.headSeq()
+	b := make([]byte, 0, 16*len(t.dpub)+4)
+	for _, p := range t.dpub {
+		if p.seq >= head {
+			b = binary.LittleEndian.AppendUint64(b, p.seq)
+			b = binary.LittleEndian.AppendUint64(b, uint64(p.due))
+		}
+	}
+	t.mu.Unlock()
+	name := filepath.Join(st.dir, dpubFile)
+	if len(b) == 0 {
+		if err := st.fs.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	b = binary.LittleEndian.AppendUint32(b, diskqueue.Checksum(b))
+	if err := st.fs.MkdirAll(st.dir); err != nil {
+		return err
+	}
+	return diskqueue.WriteFileAtomic(st.fs, name, b)
+}
+
+func (t *Topic) loadDeferredIndex(head, tail uint64) {
+	st := t.log.store
+	b, err := st.fs.ReadFile(filepath.Join(st.dir, dpubFile))
+	if err != nil || len(b) < 4 || (len(b)-4)%16 != 0 {
+		return
+	}
+	body := b[:len(b)-4]
+	if diskqueue.Checksum(body) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
+		st.log.Warn("DPUB index damaged; /stats counts unreached deferred messages as depth", "file", filepath.Join(st.dir, dpubFile))
+		return
+	}
+	for len(body) >= 16 {
+		p := duePoint{seq: binary.LittleEndian.Uint64(body), due: int64(binary.LittleEndian.Uint64(body[8:]))}
+		body = body[16:]
+		if p.seq >= head && p.seq < tail && (len(t.dpub) == 0 || p.seq > t.dpub[len(t.dpub)-1].seq) {
+			t.dpub = append(t.dpub, p)
+		}
+	}
 }
