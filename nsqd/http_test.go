@@ -82,11 +82,6 @@ func httpRequest(t testing.TB, method, url string, body any, hdr ...string) http
 	return httpResponse{resp.StatusCode, resp.Header, string(b)}
 }
 
-func httpPost(t testing.TB, url string, body any) httpResponse {
-	t.Helper()
-	return httpRequest(t, http.MethodPost, url, body)
-}
-
 // mustOK posts and fails unless the answer is 200.
 func httpOK(t testing.TB, method, url string, body any) {
 	t.Helper()

@@ -447,6 +447,7 @@ func (c *rawConn) startTLS(cfg *tls.Config) {
 func (c *rawConn) startSnappy() {
 	c.t.Helper()
 	base := c.w
+	//lint:ignore SA1019 the unbuffered writer is what go-nsq uses
 	c.r, c.w = snappy.NewReader(c.r), snappy.NewWriter(base)
 	c.expect("OK")
 }

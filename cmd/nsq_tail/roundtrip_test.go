@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -37,7 +36,7 @@ func buildTool(t *testing.T, name string) string {
 	v, _ := buildOnce.LoadOrStore(name, sync.OnceValues(func() (string, error) {
 		goBin, err := exec.LookPath("go")
 		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+			goBin = "/usr/local/go/bin/go"
 		}
 		bin := filepath.Join(binDir, name)
 		out, err := exec.Command(goBin, "build", "-o", bin, "github.com/nsqx/nsqx/cmd/"+name).CombinedOutput()
