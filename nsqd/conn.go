@@ -309,16 +309,42 @@ func (c *conn) exec(p [][]byte) ([]byte, *wire.Error) {
 
 // readBody reads a length-prefixed body after checking the length. The
 // returned slice is reused by the next command.
+//
+// A body larger than the buffer already held grows as its bytes arrive (to
+// at most twice what was received), so a client that announces a large
+// body and sends little of it pins little memory: thousands of half-sent
+// 5 MiB MPUBs cost what they sent, not 5 MiB each.
 func (c *conn) readBody(n int32) ([]byte, error) {
-	if cap(c.body) < int(n) {
-		c.body = make([]byte, n)
+	size := int(n)
+	if cap(c.body) >= size {
+		b := c.body[:size]
+		if _, err := io.ReadFull(c.r, b); err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
-	b := c.body[:n]
-	if _, err := io.ReadFull(c.r, b); err != nil {
-		return nil, err
+	b := c.body[:0]
+	for len(b) < size {
+		want := min(size, max(2*cap(b), bodyGrowthStart))
+		if cap(b) < want {
+			nb := make([]byte, len(b), want)
+			copy(nb, b)
+			b = nb
+		}
+		m, err := io.ReadFull(c.r, b[len(b):want])
+		b = b[:len(b)+m]
+		if err != nil {
+			c.body = b[:0]
+			return nil, err
+		}
 	}
+	c.body = b
 	return b, nil
 }
+
+// bodyGrowthStart is the first allocation for a body larger than the
+// connection's buffer.
+const bodyGrowthStart = 16 << 10
 
 // doneWithBody drops a large body buffer so an idle connection does not
 // keep megabytes.
