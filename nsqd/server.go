@@ -159,6 +159,14 @@ func New(cfg *Config) (*Server, error) {
 	return s, nil
 }
 
+// A request body must arrive within httpReadTimeout of the request (a
+// trickled /pub body cannot pin its buffer forever); idle keep-alive
+// connections close after httpIdleTimeout.
+const (
+	httpReadTimeout = 60 * time.Second
+	httpIdleTimeout = 120 * time.Second
+)
+
 // listen opens a TCP listener for host:port, or a unix socket for anything
 // else (NSQ's rule), replacing a stale socket file.
 func listen(addr string) (net.Listener, error) {
@@ -218,6 +226,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.httpSrv = &http.Server{
 			Handler:           s.httpHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       httpReadTimeout,
+			IdleTimeout:       httpIdleTimeout,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 		g.Go(func() error {
@@ -231,6 +241,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.httpsSrv = &http.Server{
 			Handler:           s.httpsHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       httpReadTimeout,
+			IdleTimeout:       httpIdleTimeout,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
 		g.Go(func() error {
