@@ -102,13 +102,8 @@ func (s *Server) handleTopics(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r)
+	_, topic, ok := topicArg(w, r)
 	if !ok {
-		return
-	}
-	topic, ok := q.get("topic")
-	if !ok {
-		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
 		return
 	}
 	writeJSON(w, struct {
@@ -117,13 +112,8 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleLookup(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r)
+	_, topic, ok := topicArg(w, r)
 	if !ok {
-		return
-	}
-	topic, ok := q.get("topic")
-	if !ok {
-		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
 		return
 	}
 	channels, producers, ok := s.reg.lookup(topic)
@@ -144,13 +134,8 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTopicCreate(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r)
+	_, topic, ok := topicArg(w, r)
 	if !ok {
-		return
-	}
-	topic, ok := q.get("topic")
-	if !ok {
-		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
 		return
 	}
 	if !wire.ValidName(topic) {
@@ -165,13 +150,8 @@ func (s *Server) handleTopicCreate(w http.ResponseWriter, r *http.Request) {
 // handleTopicDelete drops a topic and its channels. As in NSQ the name is
 // not validated and deleting an unknown topic succeeds.
 func (s *Server) handleTopicDelete(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r)
+	_, topic, ok := topicArg(w, r)
 	if !ok {
-		return
-	}
-	topic, ok := q.get("topic")
-	if !ok {
-		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
 		return
 	}
 	s.reg.deleteTopic(topic)
@@ -205,13 +185,8 @@ func (s *Server) handleChannelDelete(w http.ResponseWriter, r *http.Request) {
 // handleTopicTombstone hides one node's producer of a topic from /lookup
 // for the tombstone lifetime. An unknown topic or node is not an error.
 func (s *Server) handleTopicTombstone(w http.ResponseWriter, r *http.Request) {
-	q, ok := query(w, r)
+	q, topic, ok := topicArg(w, r)
 	if !ok {
-		return
-	}
-	topic, ok := q.get("topic")
-	if !ok {
-		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
 		return
 	}
 	node, ok := q.get("node")
@@ -250,6 +225,21 @@ func (p queryParams) get(key string) (string, bool) {
 
 // topicChannelArgs reads and validates topic and channel, answering 400
 // with NSQ's codes when either is missing or invalid.
+// topicArg parses the query and returns its topic parameter, answering
+// 400 MISSING_ARG_TOPIC when there is none (the name is not validated).
+func topicArg(w http.ResponseWriter, r *http.Request) (queryParams, string, bool) {
+	q, ok := query(w, r)
+	if !ok {
+		return nil, "", false
+	}
+	topic, ok := q.get("topic")
+	if !ok {
+		writeError(w, http.StatusBadRequest, "MISSING_ARG_TOPIC")
+		return nil, "", false
+	}
+	return q, topic, true
+}
+
 func topicChannelArgs(w http.ResponseWriter, r *http.Request) (topic, channel string, ok bool) {
 	q, ok := query(w, r)
 	if !ok {
