@@ -28,8 +28,10 @@ func main() { toolflags.Main(run) }
 
 const about = `Reads stdin and publishes each record (the bytes up to --delimiter, which is
 not part of the message) to --topic. Empty records are skipped. With several
---nsqd-tcp-address, records are spread round-robin; a failed publish is
-retried on the next nsqd. --rate caps the messages published per second.`
+--nsqd-tcp-address, every nsqd gets every record, as NSQ's to_nsq does
+(--mode=all); with --mode=round-robin records are spread over them instead
+and a failed publish is retried on the next nsqd. --rate caps the records
+published per second.`
 
 // window is how many publishes may await their acknowledgement at once.
 const window = 256
@@ -39,6 +41,7 @@ type options struct {
 	nsqdAddrs toolflags.Strings
 	delimiter string
 	rate      int64
+	mode      string
 	cfg       *nsq.Config
 }
 
@@ -47,7 +50,8 @@ func newTool() (*toolflags.Tool, *options) {
 	o := &options{cfg: nsq.NewConfig()}
 	fs := t.Flags
 	fs.StringVar(&o.topic, "topic", "", "NSQ `topic` to publish to")
-	fs.Var(&o.nsqdAddrs, "nsqd-tcp-address", "nsqd TCP `address` to publish to (repeatable; used round-robin)")
+	fs.Var(&o.nsqdAddrs, "nsqd-tcp-address", "nsqd TCP `address` to publish to (repeatable; see --mode)")
+	fs.StringVar(&o.mode, "mode", "all", "with several nsqd: `all` publishes every record to each (NSQ's behaviour), round-robin spreads them")
 	fs.StringVar(&o.delimiter, "delimiter", "\n", "the single `byte` that ends each record of stdin")
 	fs.Int64Var(&o.rate, "rate", 0, "publish at most this many messages per second (0: no limit)")
 	toolflags.AddConfigOpt(fs, "producer-opt", "producers", o.cfg)
@@ -71,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return tool.UsageError(stderr, "--nsqd-tcp-address required")
 	case o.rate < 0:
 		return tool.UsageError(stderr, "--rate must not be negative")
+	case o.mode != "all" && o.mode != "round-robin":
+		return tool.UsageError(stderr, "--mode must be all or round-robin, not %q", o.mode)
 	}
 	o.cfg.UserAgent = toolflags.UserAgent("to_nsq")
 
@@ -91,7 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		producers = append(producers, p)
 	}
 
-	pub := &publisher{topic: o.topic, producers: producers, done: make(chan *nsq.ProducerTransaction, window)}
+	pub := &publisher{topic: o.topic, producers: producers, all: o.mode == "all", done: make(chan *nsq.ProducerTransaction, window)}
 	err := pub.run(ctx, stdin, o.delimiter[0], o.rate)
 	if err != nil {
 		return tool.Fail(stderr, err)
@@ -103,6 +109,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type publisher struct {
 	topic     string
 	producers []*nsq.Producer
+	all       bool                          // every record to every producer
 	done      chan *nsq.ProducerTransaction // go-nsq reports each publish here
 
 	next        int // producer for the next record
@@ -113,8 +120,9 @@ type publisher struct {
 // attempt is what a publish carries through go-nsq to its acknowledgement.
 type attempt struct {
 	body  []byte
-	first int // producer of the first try
-	tries int // producers tried so far
+	first int  // producer of the first try
+	tries int  // producers tried so far
+	only  bool // this producer or fail (--mode=all)
 }
 
 // run publishes records read from r until the end of input, ctx's end or a
@@ -163,8 +171,14 @@ func (p *publisher) run(ctx context.Context, r io.Reader, delim byte, rate int64
 				}
 				break
 			}
-			p.publish(&attempt{body: body, first: p.next})
-			p.next = (p.next + 1) % len(p.producers)
+			if p.all {
+				for i := range p.producers {
+					p.publish(&attempt{body: body, first: i, only: true})
+				}
+			} else {
+				p.publish(&attempt{body: body, first: p.next})
+				p.next = (p.next + 1) % len(p.producers)
+			}
 			if rate > 0 {
 				now := time.Now()
 				// Pace against a schedule, but never bank more than a
@@ -199,7 +213,11 @@ func (p *publisher) run(ctx context.Context, r io.Reader, delim byte, rate int64
 // publish sends a to its next producer; a producer that fails at once
 // (cannot connect) is skipped for the one after.
 func (p *publisher) publish(a *attempt) {
-	for a.tries < len(p.producers) {
+	limit := len(p.producers)
+	if a.only {
+		limit = 1
+	}
+	for a.tries < limit {
 		i := (a.first + a.tries) % len(p.producers)
 		a.tries++
 		err := p.producers[i].PublishAsync(p.topic, a.body, p.done, a)
@@ -207,14 +225,14 @@ func (p *publisher) publish(a *attempt) {
 			p.outstanding++
 			return
 		}
-		if a.tries == len(p.producers) {
+		if a.tries == limit {
 			p.fail(fmt.Errorf("publish to %s: %w", p.producers[i], err))
 		}
 	}
 }
 
 func (p *publisher) retry(a *attempt, err error) {
-	if a.tries >= len(p.producers) {
+	if a.only || a.tries >= len(p.producers) {
 		i := (a.first + a.tries - 1) % len(p.producers)
 		p.fail(fmt.Errorf("publish to %s: %w", p.producers[i], err))
 		return

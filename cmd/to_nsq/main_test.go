@@ -86,6 +86,36 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+// TestAllNSQDs: by default, as NSQ's to_nsq, every nsqd gets every record,
+// and an nsqd that is down fails the run.
+func TestAllNSQDs(t *testing.T) {
+	a, b := tooltest.StartNSQD(t), tooltest.StartNSQD(t)
+	tooltest.CreateChannel(t, a.TCPAddr, "all", "c")
+	tooltest.CreateChannel(t, b.TCPAddr, "all", "c")
+	input := "1\n2\n3\n"
+	code, _, stderr := tooltest.Exec(t, run, strings.NewReader(input),
+		"--topic=all", "--nsqd-tcp-address="+a.TCPAddr, "--nsqd-tcp-address="+b.TCPAddr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, n := range []string{a.TCPAddr, b.TCPAddr} {
+		got := strs(tooltest.Consume(t, n, "all", "c", 3))
+		slices.Sort(got)
+		if want := []string{"1", "2", "3"}; !slices.Equal(got, want) {
+			t.Errorf("nsqd %s got %q, want %q", n, got, want)
+		}
+	}
+	code, _, stderr = tooltest.Exec(t, run, strings.NewReader(input),
+		"--topic=all", "--nsqd-tcp-address="+deadAddr(t), "--nsqd-tcp-address="+a.TCPAddr)
+	if code != 1 || !strings.Contains(stderr, "publish to") {
+		t.Errorf("with a dead nsqd: exit %d, stderr %q; want 1 and the publish error", code, stderr)
+	}
+	code, _, stderr = tooltest.Exec(t, run, strings.NewReader(input), "--topic=all", "--mode=bogus", "--nsqd-tcp-address="+a.TCPAddr)
+	if code != 2 {
+		t.Errorf("--mode=bogus: exit %d, stderr %q; want 2", code, stderr)
+	}
+}
+
 // TestRoundRobin spreads records over two nsqds, and skips an nsqd that
 // is down.
 func TestRoundRobin(t *testing.T) {
@@ -93,7 +123,7 @@ func TestRoundRobin(t *testing.T) {
 	tooltest.CreateChannel(t, a.TCPAddr, "rr", "c")
 	tooltest.CreateChannel(t, b.TCPAddr, "rr", "c")
 	input := "1\n2\n3\n4\n5\n6\n"
-	code, _, stderr := tooltest.Exec(t, run, strings.NewReader(input),
+	code, _, stderr := tooltest.Exec(t, run, strings.NewReader(input), "--mode=round-robin",
 		"--topic=rr", "--nsqd-tcp-address="+a.TCPAddr, "--nsqd-tcp-address="+b.TCPAddr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -106,7 +136,7 @@ func TestRoundRobin(t *testing.T) {
 
 	// A dead nsqd in the list: every record still arrives, on the live one.
 	dead := deadAddr(t)
-	code, _, stderr = tooltest.Exec(t, run, strings.NewReader(input),
+	code, _, stderr = tooltest.Exec(t, run, strings.NewReader(input), "--mode=round-robin",
 		"--topic=rr", "--nsqd-tcp-address="+dead, "--nsqd-tcp-address="+a.TCPAddr)
 	if code != 0 {
 		t.Fatalf("with a dead nsqd: exit %d: %s", code, stderr)
