@@ -1063,6 +1063,16 @@ func (c *conn) writeMessages(batch []delivery) error {
 		d := &batch[i]
 		c.hdr = wire.AppendMessageHeader(c.hdr[:0], d.ts, d.attempts, wire.EncodeID(d.id), len(d.body))
 		w := c.writer()
+		if w.Available() < len(c.hdr)+len(d.body) && w.Buffered() == 0 {
+			// A buffer too small for the frame (an unbuffered client
+			// asked for size 1) would send the header and the body as
+			// two writes, two packets: send the frame whole instead.
+			c.hdr = append(c.hdr, d.body...)
+			if _, err := w.Write(c.hdr); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := w.Write(c.hdr); err != nil {
 			return err
 		}
