@@ -116,19 +116,13 @@ func (c *Channel) removeConsumer(cn *conn) {
 	}
 	delete(c.consumers, cn.id)
 	c.removeWaiter(cn)
-	var ids []uint64
-	for i := range c.inflight.heap {
-		m := &c.inflight.slab[c.inflight.heap[i]]
-		if m.client == cn.id {
-			ids = append(ids, m.id)
-		}
-	}
-	for _, id := range ids {
-		m, _ := c.inflight.remove(id)
-		c.requeued.push(owned{seq: m.seq, attempts: m.attempts})
+	requeued := cn.ifl.n
+	for m := c.inflight.first(&cn.ifl); m != nil; m = c.inflight.first(&cn.ifl) {
+		r, _ := c.inflight.remove(m.id, &cn.ifl)
+		c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
 	}
 	last := len(c.consumers) == 0
-	if len(ids) > 0 {
+	if requeued > 0 {
 		c.signalLocked()
 	}
 	c.mu.Unlock()
@@ -256,7 +250,7 @@ func (c *Channel) deliverLocked(cn *conn, dst []delivery, seq uint64, r record, 
 		attempts++
 	}
 	deadline := now + int64(timeout)
-	if !c.inflight.add(inflight{id: r.id, seq: seq, client: cn.id, delivered: now, deadline: deadline, attempts: attempts}) {
+	if !c.inflight.add(inflight{id: r.id, seq: seq, client: cn.id, delivered: now, deadline: deadline, attempts: attempts}, &cn.ifl) {
 		return dst
 	}
 	c.scanner.want(deadline)
@@ -270,10 +264,10 @@ func (c *Channel) giveBack(cn *conn, batch []delivery) {
 	defer c.mu.Unlock()
 	n := 0
 	for _, d := range batch {
-		m, ok := c.inflight.remove(d.id)
-		if !ok {
+		if m, ok := c.inflight.get(d.id); !ok || m.client != cn.id {
 			continue
 		}
+		m, _ := c.inflight.remove(d.id, &cn.ifl)
 		n++
 		c.requeued.push(owned{seq: m.seq, attempts: m.attempts - 1})
 	}
@@ -305,7 +299,7 @@ func (c *Channel) finish(cn *conn, ids []uint64, errs []error) int {
 				lat = append(lat, r.ts)
 			}
 		}
-		c.inflight.remove(id)
+		c.inflight.remove(id, &cn.ifl)
 		cn.inflightN.Add(-1)
 		done++
 	}
@@ -332,7 +326,7 @@ func (c *Channel) requeue(cn *conn, id uint64, delay time.Duration) error {
 	if m.client != cn.id {
 		return errNotOwner
 	}
-	r, _ := c.inflight.remove(id)
+	r, _ := c.inflight.remove(id, &cn.ifl)
 	cn.inflightN.Add(-1)
 	c.requeues.Add(1)
 	c.version++
@@ -367,7 +361,7 @@ func (c *Channel) touch(cn *conn, id uint64, timeout, maxTimeout time.Duration) 
 		d = limit
 	}
 	m.deadline = d
-	c.inflight.fix(m)
+	c.inflight.retime(m, &cn.ifl)
 	return nil
 }
 
@@ -377,16 +371,14 @@ func (c *Channel) scan(now int64) int64 {
 	var timedOut []uint64 // owners to credit back
 	c.mu.Lock()
 	moved := false
-	for c.inflight.len() > 0 {
-		m := c.inflight.peek()
-		if m.deadline > now {
-			break
+	for _, cn := range c.consumers {
+		for m := c.inflight.first(&cn.ifl); m != nil && m.deadline <= now; m = c.inflight.first(&cn.ifl) {
+			r, _ := c.inflight.remove(m.id, &cn.ifl)
+			c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
+			c.timeouts.Add(1)
+			timedOut = append(timedOut, r.client)
+			moved = true
 		}
-		r, _ := c.inflight.remove(m.id)
-		c.requeued.push(owned{seq: r.seq, attempts: r.attempts})
-		c.timeouts.Add(1)
-		timedOut = append(timedOut, r.client)
-		moved = true
 	}
 	for len(c.deferred) > 0 && c.deferred[0].due <= now {
 		o := c.deferred.pop()
@@ -402,8 +394,10 @@ func (c *Channel) scan(now int64) int64 {
 		c.signalLocked()
 	}
 	next := int64(0)
-	if c.inflight.len() > 0 {
-		next = c.inflight.peek().deadline
+	for _, cn := range c.consumers {
+		if m := c.inflight.first(&cn.ifl); m != nil && (next == 0 || m.deadline < next) {
+			next = m.deadline
+		}
 	}
 	if len(c.deferred) > 0 && (next == 0 || c.deferred[0].due < next) {
 		next = c.deferred[0].due
@@ -417,11 +411,11 @@ func (c *Channel) lowWater() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	low := c.cursor
-	for i := range c.inflight.heap {
-		if s := c.inflight.slab[c.inflight.heap[i]].seq; s < low {
-			low = s
+	c.inflight.each(func(m *inflight) {
+		if m.seq < low {
+			low = m.seq
 		}
-	}
+	})
 	for _, o := range c.deferred {
 		if o.seq < low {
 			low = o.seq
@@ -463,6 +457,7 @@ func (c *Channel) Empty() {
 	c.deferred = nil
 	c.inflight.reset()
 	for _, cn := range c.consumers {
+		cn.ifl.reset()
 		cn.emptied()
 	}
 	c.version++

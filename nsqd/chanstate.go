@@ -48,10 +48,7 @@ func (c *Channel) encodeStateLocked() []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(due))
 		b = binary.LittleEndian.AppendUint16(b, attempts)
 	}
-	for _, slot := range c.inflight.heap {
-		m := &c.inflight.slab[slot]
-		add(m.seq, 0, m.attempts)
-	}
+	c.inflight.each(func(m *inflight) { add(m.seq, 0, m.attempts) })
 	c.requeued.each(func(o owned) { add(o.seq, 0, o.attempts) })
 	for _, o := range c.deferred {
 		add(o.seq, o.due, o.attempts)

@@ -68,7 +68,8 @@ type conn struct {
 	sampleRate   atomic.Int32
 	deflateLevel int
 
-	waiting   bool // in its channel's waiters; guarded by Channel.mu
+	waiting   bool         // in its channel's waiters; guarded by Channel.mu
+	ifl       inflightList // its in-flight messages; guarded by Channel.mu
 	state     atomic.Int32
 	ch        atomic.Pointer[Channel]
 	rdy       atomic.Int64
@@ -116,6 +117,7 @@ func newConn(s *Server, id uint64, nc net.Conn) *conn {
 		hostname:  host,
 	}
 	c.rw, c.out = nc, nc
+	c.ifl.reset()
 	c.heartbeat.Store(int64(s.cfg.ClientTimeout / 2))
 	c.outTimeout.Store(int64(s.cfg.OutputBufferTimeout))
 	c.outSize.Store(defaultOutputBuffer)

@@ -25,7 +25,10 @@
 // the running one to look again, so an idle connection costs one goroutine.
 // Heartbeats and the output-buffer timeout are timers (time.AfterFunc).
 //
-// In-flight and deferred deadlines live in per-channel heaps; one scanner
+// In-flight messages are threaded into one list per consumer in deadline
+// order (a consumer's deadlines are its delivery times plus its own
+// msg_timeout), so FIN, REQ and TOUCH are a map lookup and an unlink;
+// deferred messages live in a per-channel heap by due time. One scanner
 // goroutine per Server wakes at the earliest deadline of any channel.
 //
 // # Transport and auth

@@ -102,23 +102,36 @@ type inflight struct {
 	delivered int64  // ns
 	deadline  int64  // ns
 	attempts  uint16
-	hidx      int32 // position in the deadline heap
+	prev      int32 // neighbours in the owner's list (-1: none)
+	next      int32
 }
 
-// inflightSet holds a channel's in-flight messages: a slab of values, a map
-// from message ID to slab slot, and an index heap ordered by deadline, so
-// FIN, REQ and TOUCH are O(log n) and the scanner finds the earliest
-// deadline in O(1).
+// inflightList is one consumer's in-flight messages in deadline order. A
+// consumer's deadlines are its delivery times plus its own msg_timeout, so
+// appending keeps the order; only a capped TOUCH needs to search. The list
+// lives in the consumer's conn and is guarded by its channel's lock.
+type inflightList struct {
+	head, tail int32
+	n          int
+}
+
+func (l *inflightList) reset() { *l = inflightList{head: -1, tail: -1} }
+
+// inflightSet holds a channel's in-flight messages: a slab of values and a
+// map from message ID to slab slot, threaded into per-consumer lists in
+// deadline order. FIN, REQ and TOUCH are O(1) (a map lookup and an unlink);
+// the scanner looks at each consumer's first entry.
 type inflightSet struct {
 	slab []inflight
 	free []int32
 	byID map[uint64]int32
-	heap []int32 // slab slots ordered by deadline
 }
 
-func (s *inflightSet) len() int { return len(s.heap) }
+func (s *inflightSet) len() int { return len(s.byID) }
 
-func (s *inflightSet) add(m inflight) bool {
+// add appends m to l (m.deadline must not be earlier than l's last). It
+// reports false if the ID is already in flight.
+func (s *inflightSet) add(m inflight, l *inflightList) bool {
 	if s.byID == nil {
 		s.byID = make(map[uint64]int32)
 	}
@@ -133,12 +146,38 @@ func (s *inflightSet) add(m inflight) bool {
 		slot = int32(len(s.slab))
 		s.slab = append(s.slab, inflight{})
 	}
-	m.hidx = int32(len(s.heap))
 	s.slab[slot] = m
 	s.byID[m.id] = slot
-	s.heap = append(s.heap, slot)
-	s.up(int(m.hidx))
+	s.linkTail(slot, l)
 	return true
+}
+
+func (s *inflightSet) linkTail(slot int32, l *inflightList) {
+	e := &s.slab[slot]
+	e.prev, e.next = l.tail, -1
+	if l.tail >= 0 {
+		s.slab[l.tail].next = slot
+	} else {
+		l.head = slot
+	}
+	l.tail = slot
+	l.n++
+}
+
+func (s *inflightSet) unlink(slot int32, l *inflightList) {
+	e := &s.slab[slot]
+	if e.prev >= 0 {
+		s.slab[e.prev].next = e.next
+	} else {
+		l.head = e.next
+	}
+	if e.next >= 0 {
+		s.slab[e.next].prev = e.prev
+	} else {
+		l.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+	l.n--
 }
 
 func (s *inflightSet) get(id uint64) (*inflight, bool) {
@@ -149,26 +188,18 @@ func (s *inflightSet) get(id uint64) (*inflight, bool) {
 	return &s.slab[slot], true
 }
 
-// remove deletes the message with id and returns a copy of it.
-func (s *inflightSet) remove(id uint64) (inflight, bool) {
+// remove deletes the message with id from the set and from l (its owner's
+// list) and returns a copy of it.
+func (s *inflightSet) remove(id uint64, l *inflightList) (inflight, bool) {
 	slot, ok := s.byID[id]
 	if !ok {
 		return inflight{}, false
 	}
+	s.unlink(slot, l)
 	m := s.slab[slot]
 	delete(s.byID, id)
-	i := int(m.hidx)
-	n := len(s.heap) - 1
-	if i != n {
-		s.swap(i, n)
-	}
-	s.heap = s.heap[:n]
-	if i != n {
-		s.down(i)
-		s.up(i)
-	}
 	s.free = append(s.free, slot)
-	if len(s.heap) == 0 {
+	if len(s.byID) == 0 {
 		// Start afresh so a burst does not pin a large slab forever.
 		s.slab, s.free = s.slab[:0], s.free[:0]
 		if cap(s.slab) > 4096 {
@@ -178,52 +209,44 @@ func (s *inflightSet) remove(id uint64) (inflight, bool) {
 	return m, true
 }
 
-// fix restores heap order after the deadline of id changed.
-func (s *inflightSet) fix(m *inflight) {
-	s.down(int(m.hidx))
-	s.up(int(m.hidx))
-}
-
-// peek returns the message with the earliest deadline.
-func (s *inflightSet) peek() *inflight { return &s.slab[s.heap[0]] }
-
-func (s *inflightSet) less(i, j int) bool {
-	return s.slab[s.heap[i]].deadline < s.slab[s.heap[j]].deadline
-}
-
-func (s *inflightSet) swap(i, j int) {
-	s.heap[i], s.heap[j] = s.heap[j], s.heap[i]
-	s.slab[s.heap[i]].hidx = int32(i)
-	s.slab[s.heap[j]].hidx = int32(j)
-}
-
-func (s *inflightSet) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s.swap(i, p)
-		i = p
+// retime moves m (in l) to the place its new deadline puts it.
+func (s *inflightSet) retime(m *inflight, l *inflightList) {
+	slot := s.byID[m.id]
+	s.unlink(slot, l)
+	at := l.tail
+	for at >= 0 && s.slab[at].deadline > m.deadline {
+		at = s.slab[at].prev
 	}
+	if at == l.tail {
+		s.linkTail(slot, l)
+		return
+	}
+	// Insert after at (or first when at < 0).
+	e := &s.slab[slot]
+	e.prev = at
+	if at >= 0 {
+		e.next = s.slab[at].next
+		s.slab[at].next = slot
+	} else {
+		e.next = l.head
+		l.head = slot
+	}
+	s.slab[e.next].prev = slot
+	l.n++
 }
 
-func (s *inflightSet) down(i int) {
-	n := len(s.heap)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		m := l
-		if r := l + 1; r < n && s.less(r, l) {
-			m = r
-		}
-		if !s.less(m, i) {
-			return
-		}
-		s.swap(i, m)
-		i = m
+// first returns l's earliest entry, or nil.
+func (s *inflightSet) first(l *inflightList) *inflight {
+	if l.head < 0 {
+		return nil
+	}
+	return &s.slab[l.head]
+}
+
+// each calls fn for every in-flight message.
+func (s *inflightSet) each(fn func(m *inflight)) {
+	for _, slot := range s.byID {
+		fn(&s.slab[slot])
 	}
 }
 
