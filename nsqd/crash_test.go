@@ -791,7 +791,10 @@ func TestCleanShutdownKeepsEverything(t *testing.T) {
 		finished = 2000
 		requeued = 300
 		inFlight = 200 // the consumer's RDY: it holds this many unanswered
-		deferFor = 8 * time.Second
+		// deferFor must outlast the first consumer settling, or deferred
+		// messages come back before the shutdown: on a loaded CI machine
+		// with -race that took over 8 s once.
+		deferFor = 15 * time.Second
 	)
 	p := newNSQDProc(t, buildNSQD(t), "--sync-timeout=200ms")
 	p.start()

@@ -653,7 +653,7 @@ func (a *httpAPI) stats(w http.ResponseWriter, r *http.Request) {
 	if v, ok := boolParam(inclMem); ok {
 		f.IncludeMem = v
 	}
-	st := a.s.nsqStats(f)
+	st := a.s.Stats(f)
 	if format != "json" {
 		writeText(w, http.StatusOK, a.s.statsText(st, time.Now()))
 		return

@@ -17,31 +17,6 @@ import (
 // What the HTTP API needs from the Server beyond its public methods: the
 // NSQ shape of /stats, its text form, and the options behind /config.
 
-// nsqStats is Stats as NSQ 1.3 shapes /stats: an unknown topic filter gives
-// no topics and no producers ("topics": null, "producers": null), a channel
-// filter drops the topics without that channel, and "producers" is null
-// when no client has published.
-func (s *Server) nsqStats(f StatsFilter) Stats {
-	st := s.Stats(f)
-	if f.Topic != "" && st.Topics == nil {
-		st.Producers = nil
-		return st
-	}
-	if f.Channel != "" {
-		kept := st.Topics[:0]
-		for _, t := range st.Topics {
-			if len(t.Channels) > 0 {
-				kept = append(kept, t)
-			}
-		}
-		st.Topics = kept
-	}
-	if len(st.Producers) == 0 {
-		st.Producers = nil
-	}
-	return st
-}
-
 // statsText is NSQ's plain-text /stats report.
 func (s *Server) statsText(st Stats, now time.Time) []byte {
 	var b bytes.Buffer

@@ -11,7 +11,8 @@ import (
 	"github.com/nsqx/nsqx/internal/version"
 )
 
-// Stats is /stats?format=json, field for field as NSQ 1.3 writes it.
+// Stats is /stats?format=json, field for field and null for null as NSQ 1.3
+// writes it.
 type Stats struct {
 	Version   string        `json:"version"`
 	Health    string        `json:"health"`
@@ -187,8 +188,13 @@ func (s *Server) Stats(f StatsFilter) Stats {
 		ts.E2E = percentiles(merged)
 		st.Topics = append(st.Topics, ts)
 	}
-	if f.IncludeClients {
-		st.Producers = []ClientStats{}
+	if f.Channel != "" {
+		// NSQ drops the topics without the filtered channel.
+		st.Topics = slices.DeleteFunc(st.Topics, func(t TopicStats) bool { return len(t.Channels) == 0 })
+	}
+	// Producers: null when clients are not asked for, when no client has
+	// published, or when the topic filter matches nothing (as NSQ).
+	if f.IncludeClients && (f.Topic == "" || st.Topics != nil) {
 		for _, cn := range s.connList() {
 			if cn.isProducer() {
 				cs := cn.stats()
