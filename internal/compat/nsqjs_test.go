@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nsqx/nsqx/internal/nsqtest"
+	"github.com/nsqx/nsqx/nsqd"
+	"github.com/nsqx/nsqx/nsqlookupd"
 )
 
 // need skips (or, under CI=true, fails) when a prerequisite is missing.
@@ -40,5 +42,36 @@ func TestNSQJS(t *testing.T) {
 	t.Logf("nsqjs:\n%s", out)
 	if err != nil {
 		t.Fatalf("nsqjs check failed: %v", err)
+	}
+}
+
+// TestNSQJSLookupd: an nsqjs Reader finds the producer of a topic through
+// our nsqlookupd (lookupdHTTPAddresses) and receives its messages.
+func TestNSQJSLookupd(t *testing.T) {
+	node, err := exec.LookPath("node")
+	need(t, err == nil, "node")
+	_, err = os.Stat(filepath.Join("nsqjs", "node_modules", "nsqjs"))
+	need(t, err == nil, "the nsqjs package")
+
+	lcfg := nsqlookupd.DefaultConfig()
+	lcfg.TCPAddress, lcfg.HTTPAddress, lcfg.BroadcastAddress = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
+	lookupd, err := nsqlookupd.New(lcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- lookupd.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	n := nsqtest.StartNSQD(t, func(c *nsqd.Config) { c.LookupdTCPAddrs = []string{lookupd.TCPAddr().String()} })
+
+	run, stop := context.WithTimeout(context.Background(), 60*time.Second)
+	defer stop()
+	cmd := exec.CommandContext(run, node, "lookup.js", n.TCPAddr, lookupd.HTTPAddr().String())
+	cmd.Dir = "nsqjs"
+	out, err := cmd.CombinedOutput()
+	t.Logf("nsqjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("nsqjs via lookupd failed: %v", err)
 	}
 }
