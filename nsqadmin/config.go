@@ -37,6 +37,9 @@ type Config struct {
 	HTTPClientTLSRootCAFile         string        // --http-client-tls-root-ca-file
 	HTTPClientTLSCert               string        // --http-client-tls-cert
 	HTTPClientTLSKey                string        // --http-client-tls-key
+	// HTTPClientAuthSecret is sent as a bearer token to every node
+	// (--http-client-auth-secret, nsqx only).
+	HTTPClientAuthSecret string
 
 	AllowConfigFromCIDR string   // --allow-config-from-cidr ("" allows any address)
 	ACLHTTPHeader       string   // --acl-http-header

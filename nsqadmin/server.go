@@ -71,6 +71,7 @@ func New(cfg *Config) (*Server, error) {
 			RequestTimeout: cfg.HTTPClientRequestTimeout,
 			TLS:            tlsCfg,
 			Logger:         logger,
+			AuthSecret:     cfg.HTTPClientAuthSecret,
 		}),
 	}
 	s.notify = newNotifier(cfg.NotificationHTTPEndpoint, s.ci, logger)

@@ -54,6 +54,7 @@ type options struct {
 	count          int
 	connectTimeout time.Duration
 	requestTimeout time.Duration
+	authSecret     string
 }
 
 func newTool() (*toolflags.Tool, *options) {
@@ -69,6 +70,7 @@ func newTool() (*toolflags.Tool, *options) {
 	fs.IntVar(&o.count, "count", 0, "print this many lines, then exit (default: until interrupted)")
 	fs.DurationVar(&o.connectTimeout, "http-client-connect-timeout", 2*time.Second, "timeout for connecting to an HTTP server")
 	fs.DurationVar(&o.requestTimeout, "http-client-request-timeout", 5*time.Second, "timeout for a whole HTTP request")
+	fs.StringVar(&o.authSecret, "http-client-auth-secret", "", "`secret` sent as a bearer token to nsqds whose HTTP API requires auth (nsqx)")
 	return t, o
 }
 
@@ -87,6 +89,7 @@ func run(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	log := toolflags.NewLogger(stderr, "", slog.LevelInfo)
 	p := &poller{
 		client:  newHTTPClient(o.connectTimeout, o.requestTimeout),
+		secret:  o.authSecret,
 		log:     log,
 		topic:   o.topic,
 		channel: o.channel,
@@ -218,6 +221,7 @@ func (c *channelStats) add(o *channelStats) {
 // poller fetches one channel's stats from a set of nsqds.
 type poller struct {
 	client  *http.Client
+	secret  string
 	log     *slog.Logger
 	topic   string
 	channel string
@@ -336,6 +340,9 @@ func (p *poller) getJSON(ctx context.Context, u string, v any) (int, error) {
 	}
 	req.Header.Set("User-Agent", "nsq_stat/"+version.Compat)
 	req.Header.Set("Accept", "application/vnd.nsq; version=1.0")
+	if p.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+p.secret)
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return 0, err

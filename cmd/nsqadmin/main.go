@@ -158,6 +158,8 @@ func newFlagSet(opts *options) *flag.FlagSet {
 		"`timeout` for connecting to nsqd and nsqlookupd")
 	fs.Var(cliconfig.Duration{V: &cfg.HTTPClientRequestTimeout}, "http-client-request-timeout",
 		"`timeout` for a whole request to nsqd and nsqlookupd")
+	fs.StringVar(&cfg.HTTPClientAuthSecret, "http-client-auth-secret", cfg.HTTPClientAuthSecret,
+		"`secret` sent as a bearer token to nsqds whose HTTP API requires auth (nsqx)")
 	fs.BoolVar(&cfg.HTTPClientTLSInsecureSkipVerify, "http-client-tls-insecure-skip-verify", cfg.HTTPClientTLSInsecureSkipVerify,
 		"do not verify the certificates of nodes served over HTTPS")
 	fs.StringVar(&cfg.HTTPClientTLSRootCAFile, "http-client-tls-root-ca-file", cfg.HTTPClientTLSRootCAFile,

@@ -78,6 +78,7 @@ func TestFlags(t *testing.T) {
 			return o.cfg.HTTPClientTLSInsecureSkipVerify && o.cfg.HTTPClientTLSRootCAFile == "ca.pem" && o.cfg.HTTPClientTLSCert == "c.pem" && o.cfg.HTTPClientTLSKey == "k.pem"
 		}},
 		{[]string{l, "--allow-config-from-cidr=10.0.0.0/8"}, func(o *options) bool { return o.cfg.AllowConfigFromCIDR == "10.0.0.0/8" }},
+		{[]string{l, "--http-client-auth-secret=s3"}, func(o *options) bool { return o.cfg.HTTPClientAuthSecret == "s3" }},
 		{[]string{l, "--acl-http-header=X-User", "--admin-user=a", "--admin-user=b"}, func(o *options) bool {
 			return o.cfg.ACLHTTPHeader == "X-User" && reflect.DeepEqual(o.cfg.AdminUsers, []string{"a", "b"})
 		}},

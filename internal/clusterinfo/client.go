@@ -34,12 +34,17 @@ type Config struct {
 	TLS *tls.Config
 	// Logger receives debug lines for each request; nil discards them.
 	Logger *slog.Logger
+	// AuthSecret, when set, is sent as "Authorization: Bearer <secret>" on
+	// every request, for nsqds whose HTTP API requires auth (nsqx's
+	// --auth-http-protect-stats).
+	AuthSecret string
 }
 
 // Client queries and changes the nodes of one cluster over HTTP.
 type Client struct {
-	hc  *http.Client
-	log *slog.Logger
+	hc     *http.Client
+	log    *slog.Logger
+	secret string
 }
 
 // New returns a Client. Zero timeouts mean NSQ's defaults (2s to connect,
@@ -66,7 +71,7 @@ func New(cfg Config) *Client {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	return &Client{hc: &http.Client{Transport: tr, Timeout: request}, log: logger}
+	return &Client{hc: &http.Client{Transport: tr, Timeout: request}, log: logger, secret: cfg.AuthSecret}
 }
 
 // CloseIdleConnections closes the keep-alive connections to the nodes.
@@ -241,6 +246,9 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, conten
 	// Old nsqd versions wrap JSON in {status_code, status_txt, data} unless
 	// asked for the V1 format this way.
 	req.Header.Set("Accept", "application/vnd.nsq; version=1.0")
+	if c.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+c.secret)
+	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
