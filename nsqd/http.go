@@ -322,11 +322,23 @@ func (a *httpAPI) validTopic(w http.ResponseWriter, q query) (string, bool) {
 // topic returns the named topic, creating it: an existing topic is found
 // under the read lock, so publishing to it does not serialise on the
 // server's write lock.
-func (a *httpAPI) topic(name string) (*Topic, error) {
-	if t := a.s.existingTopic(name); t != nil {
-		return t, nil
+// topicFor reads and checks the topic parameter and returns the topic,
+// creating it; it answers the error itself (503 EXITING during shutdown).
+func (a *httpAPI) topicFor(w http.ResponseWriter, r *http.Request) (query, *Topic, bool) {
+	q, ok := a.requestQuery(w, r)
+	if !ok {
+		return q, nil, false
 	}
-	return a.s.Topic(name)
+	name, ok := a.validTopic(w, q)
+	if !ok {
+		return q, nil, false
+	}
+	t, err := a.s.Topic(name)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "EXITING")
+		return q, nil, false
+	}
+	return q, t, true
 }
 
 // existingTopicChannel reads and checks topic and channel parameters and
@@ -485,18 +497,9 @@ func (a *httpAPI) pub(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "MSG_EMPTY")
 		return
 	}
-	q, ok := a.requestQuery(w, r)
-	if !ok {
-		return
-	}
-	name, ok := a.validTopic(w, q)
-	if !ok {
-		return
-	}
 	// NSQ creates the topic before it looks at defer.
-	t, err := a.topic(name)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "EXITING")
+	q, t, ok := a.topicFor(w, r)
+	if !ok {
 		return
 	}
 	var delay time.Duration
@@ -523,17 +526,8 @@ func (a *httpAPI) mpub(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "BODY_TOO_BIG")
 		return
 	}
-	q, ok := a.requestQuery(w, r)
+	q, t, ok := a.topicFor(w, r)
 	if !ok {
-		return
-	}
-	name, ok := a.validTopic(w, q)
-	if !ok {
-		return
-	}
-	t, err := a.topic(name)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "EXITING")
 		return
 	}
 	binaryMode := false
@@ -662,16 +656,7 @@ func (a *httpAPI) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *httpAPI) topicCreate(w http.ResponseWriter, r *http.Request) {
-	q, ok := a.requestQuery(w, r)
-	if !ok {
-		return
-	}
-	name, ok := a.validTopic(w, q)
-	if !ok {
-		return
-	}
-	if _, err := a.topic(name); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "EXITING")
+	if _, _, ok := a.topicFor(w, r); !ok {
 		return
 	}
 	writeText(w, http.StatusOK, nil)
