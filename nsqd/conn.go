@@ -190,6 +190,32 @@ func (c *conn) closeConn() {
 	c.closeOnce.Do(func() { c.nc.Close() })
 }
 
+// Bounds of the drain after a fatal error.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 4 << 20
+)
+
+// linger ends the conversation after a fatal error frame so that the client
+// gets to read it. Closing a socket whose receive buffer still holds input
+// makes the kernel answer with a reset, and a reset can destroy the error
+// frame before the client has read it (a client that was still sending a
+// long line or body would see "connection reset" instead of the reason). So
+// the write side is shut first, and what the client still sends is read and
+// dropped, for at most lingerTime and lingerBytes, before the close; a
+// server shutdown closes the socket and ends the drain at once.
+func (c *conn) linger() {
+	c.pumpMu.Lock()
+	c.closed = true // no new delivery starts; the defer of serve finishes the rest
+	c.pumpMu.Unlock()
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, c.nc, lingerBytes)
+}
+
 // serve runs the connection after the magic has been read, until the client
 // goes away, a fatal error, or the server closes it.
 func (c *conn) serve() {
@@ -221,7 +247,9 @@ func (c *conn) serve() {
 		line, err := wire.ReadLine(c.r)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
-				c.sendError(wire.Fatal(wire.ErrInvalid, "command line too long"))
+				if c.sendError(wire.Fatal(wire.ErrInvalid, "command line too long")) == nil {
+					c.linger()
+				}
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("read failed", "err", err)
 			}
@@ -231,7 +259,11 @@ func (c *conn) serve() {
 		resp, perr := c.exec(c.params)
 		if perr != nil {
 			c.log.Debug("client error", "err", perr.Error())
-			if err := c.sendError(perr); err != nil || perr.Fatal {
+			if err := c.sendError(perr); err != nil {
+				return
+			}
+			if perr.Fatal {
+				c.linger()
 				return
 			}
 			continue

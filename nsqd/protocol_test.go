@@ -124,7 +124,7 @@ func (c *client) write(b []byte) {
 	for len(b) > 0 {
 		n := min(piece, len(b))
 		if _, err := c.nc.Write(b[:n]); err != nil {
-			c.t.Fatalf("write %q: %v", b[:n], err)
+			c.t.Fatalf("write %q (%d bytes): %v", b[:min(n, 64)], n, err)
 		}
 		b = b[n:]
 	}

@@ -346,7 +346,9 @@ func (s *Server) handle(c *conn) {
 	}
 	if !bytes.Equal(magic[:], wire.MagicV2) {
 		c.log.Info("bad protocol magic", "magic", fmt.Sprintf("%q", magic[:]))
-		c.sendError(wire.Fatal(wire.ErrBadProtocol, ""))
+		if c.sendError(wire.Fatal(wire.ErrBadProtocol, "")) == nil {
+			c.linger()
+		}
 		return
 	}
 	c.serve()
