@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nsqx/nsqx/internal/nsqtest"
+	"github.com/nsqx/nsqx/internal/version"
 )
 
 // syncBuffer is a bytes.Buffer the daemons' loggers can share.
@@ -136,6 +137,21 @@ func TestDevBadFlags(t *testing.T) {
 		}
 		if stderr.String() == "" {
 			t.Errorf("run(%q) wrote nothing to stderr", args)
+		}
+	}
+}
+
+// TestVersion: `nsqx version` names the nsqx release first and the NSQ
+// release it is compatible with second.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{arg}, &stdout, &stderr); code != 0 {
+			t.Fatalf("nsqx %s exited %d: %s", arg, code, stderr.String())
+		}
+		want := "nsqx " + version.Release + " (NSQ " + version.Compat + " compatible, built w/"
+		if got := stdout.String(); !strings.HasPrefix(got, want) {
+			t.Errorf("nsqx %s printed %q, want it to start with %q", arg, got, want)
 		}
 	}
 }
