@@ -361,25 +361,19 @@ func (c *checker) readLog(dir string, files []string) checkLog {
 		if !last {
 			end = bases[i+1]
 		}
-		hb, ok := diskqueue.ParseSegmentHeader(b)
-		if !ok || hb != base {
-			recs := diskqueue.Scan(b, diskqueue.MaxPayload, nil).Records
-			if ok {
-				c.damage(1, "%s: header names segment %d: its records are skipped", c.rel(path), hb)
-			} else if err == nil {
-				c.damage(1, "%s: bad segment header: its records are skipped (about %d)", c.rel(path), recs)
-			}
-			if last {
-				continue // nsqd moves it aside; the log ends before it
-			}
-			s.count = end - base
-			s.bad = []seqRange{{base, end}}
-			l.segs = append(l.segs, s)
-			continue
+		// As nsqd does, a segment with a damaged header is still read: its
+		// records are placed by the seqs they carry.
+		data := b
+		if hb, ok := diskqueue.ParseSegmentHeader(b); ok && hb == base {
+			data = b[diskqueue.SegmentHeader:]
+		} else if ok {
+			c.damage(1, "%s: header names segment %d (records are placed by their own seqs)", c.rel(path), hb)
+		} else if len(b) > 0 {
+			c.damage(1, "%s: bad segment header (records are placed by their own seqs)", c.rel(path))
 		}
 		var found []uint64
 		foreign := 0
-		res := diskqueue.Scan(b[diskqueue.SegmentHeader:], diskqueue.MaxPayload, func(_ int, p []byte) {
+		res := diskqueue.Scan(data, diskqueue.MaxPayload, func(_ int, p []byte) {
 			if len(p) < payloadHeader {
 				foreign++
 				return

@@ -322,6 +322,8 @@ func TestCorruptSegments(t *testing.T) {
 		damage func(t *testing.T, s setup) (lost []string, corrupt uint64)
 		// after, if set, checks the files after the restart.
 		after func(t *testing.T, s setup)
+		// log, if set, must appear in nsqd's log after the restart.
+		log string
 	}{
 		{
 			name: "torn tail mid payload",
@@ -463,16 +465,42 @@ func TestCorruptSegments(t *testing.T) {
 		},
 		{
 			name: "zeroed header of oldest segment",
+			log:  "segment header damaged",
 			damage: func(t *testing.T, s setup) ([]string, uint64) {
+				// The records carry their own seqs: none is lost.
 				patchFile(t, s.segs[0][0].path, func(b []byte) []byte {
 					clear(b[:diskqueue.SegmentHeader])
 					return b
 				})
-				var lost []string
-				for _, r := range s.segs[0] {
-					lost = append(lost, r.body)
-				}
-				return lost, uint64(len(lost))
+				return nil, 0
+			},
+		},
+		{
+			name: "garbled header and first record of middle segment",
+			log:  "segment header damaged",
+			damage: func(t *testing.T, s setup) ([]string, uint64) {
+				seg := s.segs[1]
+				patchFile(t, seg[0].path, func(b []byte) []byte {
+					for i := range seg[0].off + 5 {
+						b[i] ^= 0x5a
+					}
+					return b
+				})
+				return []string{seg[0].body}, 1
+			},
+		},
+		{
+			name: "header naming another segment",
+			log:  "segment header damaged",
+			damage: func(t *testing.T, s setup) ([]string, uint64) {
+				// A well-formed header with the wrong base: the records
+				// are still placed by their own seqs.
+				seg := s.segs[1]
+				patchFile(t, seg[0].path, func(b []byte) []byte {
+					copy(b, diskqueue.AppendSegmentHeader(nil, seg[0].seq+1000))
+					return b
+				})
+				return nil, 0
 			},
 		},
 		{
@@ -516,14 +544,23 @@ func TestCorruptSegments(t *testing.T) {
 		},
 		{
 			name: "deleted header of newest segment",
+			log:  "segment header damaged",
 			damage: func(t *testing.T, s setup) ([]string, uint64) {
 				seg := s.segs[len(s.segs)-1]
 				patchFile(t, seg[0].path, func(b []byte) []byte { return b[diskqueue.SegmentHeader:] })
+				return nil, 0
+			},
+		},
+		{
+			name: "garbage instead of the newest segment",
+			damage: func(t *testing.T, s setup) ([]string, uint64) {
+				seg := s.segs[len(s.segs)-1]
+				patchFile(t, seg[0].path, func(b []byte) []byte { return bytes.Repeat([]byte("not a segment "), 100) })
 				var lost []string
 				for _, r := range seg {
 					lost = append(lost, r.body)
 				}
-				return lost, uint64(len(lost))
+				return lost, 0
 			},
 		},
 	}
@@ -558,6 +595,9 @@ func TestCorruptSegments(t *testing.T) {
 			}
 			if wantCorrupt > 0 && !logs.contains("corrupt records skipped") {
 				t.Errorf("no %q in the log", "corrupt records skipped")
+			}
+			if tt.log != "" && !logs.contains(tt.log) {
+				t.Errorf("no %q in the log", tt.log)
 			}
 			if tt.after != nil {
 				tt.after(t, s)

@@ -29,16 +29,17 @@ type segFile = diskqueue.File
 // topic holds more than --mem-queue-size messages in memory, and at clean
 // shutdown.
 type logStore struct {
-	fs          diskqueue.FS
-	dir         string
-	durable     bool
-	syncEvery   int64
-	memLimit    int64
-	maxPayload  int
-	log         *slog.Logger
-	corruptHook func(n int)
-	corruptMu   sync.Mutex
-	corruptSeen map[uint64]bool // segments whose damage is counted
+	fs            diskqueue.FS
+	dir           string
+	durable       bool
+	syncEvery     int64
+	memLimit      int64
+	maxPayload    int
+	log           *slog.Logger
+	corruptHook   func(n int)
+	corruptMu     sync.Mutex
+	corruptSeen   map[uint64]bool // segments whose damage is counted
+	badHeaderSeen map[uint64]bool // segments whose damaged header is logged
 
 	pendMu   sync.Mutex
 	pending  []segFile // files written since the last fsync
@@ -263,17 +264,9 @@ func (st *logStore) load(l *msgLog, s *segment) (*segData, error) {
 		return nil, fmt.Errorf("load segment %d: %w", s.base, err)
 	}
 	expect := st.expectedCount(l, s)
-	d := index(b, s.base, expect, st.maxPayload)
-	if d == nil {
-		// Not this segment's header: none of its records can be trusted.
-		// Index them all as damaged, so that readers skip them without
-		// reading the file again for each one, and count them.
-		st.log.Warn("segment without a valid header; skipping its records", "file", st.path(segName(s.base)))
-		offs := make([]uint32, expect)
-		for i := range offs {
-			offs[i] = badOffset
-		}
-		d = newSegData(nil, offs, expect)
+	d, headerOK := index(b, s.base, expect, st.maxPayload)
+	if !headerOK {
+		st.noteBadHeader(s.base, countFound(d))
 	}
 	st.noteCorrupt(l, s.base, countBad(d))
 	if s.res.CompareAndSwap(nil, d) {
@@ -332,41 +325,61 @@ func (st *logStore) expectedCount(l *msgLog, s *segment) int {
 // index builds a segment's resident form from its file bytes. Records are
 // placed by the seq each carries, so a damaged stretch costs only the
 // records in it. expect < 0 means "as many as are found".
-func index(file []byte, base uint64, expect, maxPayload int) *segData {
-	fb, ok := diskqueue.ParseSegmentHeader(file)
-	if !ok || fb != base {
-		return nil
+//
+// A segment whose header is damaged (or names another base) is still read:
+// the whole file is scanned and every record that is intact and carries a
+// seq of this segment is kept, so that a few bad bytes at the start of a
+// file do not cost all of its messages. headerOK reports which case it was.
+func index(file []byte, base uint64, expect, maxPayload int) (d *segData, headerOK bool) {
+	data := file
+	if fb, ok := diskqueue.ParseSegmentHeader(file); ok && fb == base {
+		data, headerOK = file[diskqueue.SegmentHeader:], true
 	}
-	data := file[diskqueue.SegmentHeader:]
+	// No segment holds more records than fit in its bytes: a seq beyond
+	// that is not this segment's, whatever its CRC says.
+	limit := len(data) / (diskqueue.RecordHeader + payloadHeader)
 	var offs []uint32
 	if expect >= 0 {
 		offs = make([]uint32, expect)
 		for i := range offs {
 			offs[i] = badOffset
 		}
+		limit = expect
 	}
-	found := 0
 	diskqueue.Scan(data, maxPayload, func(off int, p []byte) {
 		if len(p) < payloadHeader {
 			return
 		}
 		seq := readSeq(p)
-		if seq < base {
+		if seq < base || seq-base >= uint64(limit) {
 			return
 		}
 		i := int(seq - base)
-		if expect < 0 {
-			for len(offs) <= i {
-				offs = append(offs, badOffset)
-			}
-		} else if i >= len(offs) {
-			return
+		for len(offs) <= i {
+			offs = append(offs, badOffset)
 		}
 		offs[i] = uint32(off)
-		found++
 	})
-	return newSegData(data, offs, len(offs))
+	return newSegData(data, offs, len(offs)), headerOK
 }
+
+// noteBadHeader logs, once per segment, that its header is damaged and how
+// many records were recovered from it anyway.
+func (st *logStore) noteBadHeader(base uint64, recovered int) {
+	st.corruptMu.Lock()
+	if st.badHeaderSeen == nil {
+		st.badHeaderSeen = map[uint64]bool{}
+	}
+	seen := st.badHeaderSeen[base]
+	st.badHeaderSeen[base] = true
+	st.corruptMu.Unlock()
+	if !seen {
+		st.log.Warn("segment header damaged; records recovered by their sequence numbers",
+			"file", st.path(segName(base)), "recovered", recovered)
+	}
+}
+
+func countFound(d *segData) int { return d.n - countBad(d) }
 
 // remove deletes a released segment's file.
 func (st *logStore) remove(s *segment) {
@@ -413,9 +426,13 @@ func (st *logStore) open(l *msgLog) error {
 	if err != nil {
 		return fmt.Errorf("open segment %d: %w", last.base, err)
 	}
-	d := index(b, last.base, -1, st.maxPayload)
-	if d == nil {
-		d = newSegData(nil, nil, 0)
+	d, headerOK := index(b, last.base, -1, st.maxPayload)
+	if !headerOK {
+		// A damaged file is left as it is (apart from being moved aside
+		// below when nothing in it is readable).
+		if len(b) > 0 {
+			st.noteBadHeader(last.base, countFound(d))
+		}
 	} else if res := diskqueue.Scan(b[diskqueue.SegmentHeader:], st.maxPayload, nil); res.TornTail {
 		st.log.Warn("truncating torn write at end of log", "file", path, "at", res.ValidEnd)
 		if f, err := st.fs.Open(path); err == nil {
