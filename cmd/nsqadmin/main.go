@@ -12,87 +12,29 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/daemon"
 	"github.com/nsqx/nsqx/internal/logging"
-	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqadmin"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
-
-// run is main with its arguments and outputs passed in; it returns the exit
-// code. SIGINT and SIGTERM end the server gracefully.
-func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, args, os.Environ(), stdout, stderr)
-}
-
-// serve loads the configuration from args, environ (os.Environ form) and
-// the config file, and runs the server until ctx ends.
-func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	opts, err := parse(args, environ)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(stdout, opts.fs)
-		return 0
-	case opts != nil && opts.version:
-		// --version wins even over an otherwise invalid configuration.
-		fmt.Fprintln(stdout, version.String("nsqadmin"))
-		return 0
-	case err != nil:
-		printError(stderr, err)
-		return 1
-	}
-	opts.cfg.Logger, err = logging.New(stderr, logging.Options{Level: opts.cfg.LogLevel, Prefix: opts.logPrefix, Format: opts.logFormat})
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-
-	srv, err := nsqadmin.New(opts.cfg)
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	if err := srv.Run(ctx); err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// options is everything the command line sets: the server's Config plus
-// what only main uses.
-type options struct {
-	cfg       *nsqadmin.Config
-	logPrefix string
-	logFormat string
-	version   bool
-	fs        *flag.FlagSet
-}
-
-// parse layers args, environ and the --config file over the defaults and
-// validates the result. It returns flag.ErrHelp for -h; opts is non-nil
-// whenever the flags themselves parsed, so --version can be honoured.
-func parse(args, environ []string) (*options, error) {
-	opts := &options{cfg: nsqadmin.DefaultConfig(), logPrefix: "[nsqadmin] ", logFormat: logging.FormatText}
-	opts.cfg.LogLevel.Set(slog.LevelInfo)
-	fs := newFlagSet(opts)
-	opts.fs = fs
-	fs.SetOutput(io.Discard) // errors are printed once, by the caller
-
-	layers := cliconfig.Layers{
+// app is nsqadmin's command line; internal/daemon does the rest of main.
+var app = &daemon.App[*options]{
+	Name: "nsqadmin",
+	Usage: "Usage: nsqadmin [flags]\n\n" +
+		"Each flag may also be given as an environment variable (NSQADMIN_ and the\n" +
+		"flag name upper-cased with '_' for '-', e.g. NSQADMIN_HTTP_ADDRESS; repeatable\n" +
+		"flags take a comma-separated list) or in the --config TOML file (the flag name\n" +
+		"with '_' for '-', except nsqlookupd_http_addresses, nsqd_http_addresses and\n" +
+		"admin_users). The command line beats the environment, which beats the file.\n\nFlags:\n",
+	Layers: cliconfig.Layers{
 		EnvPrefix: "NSQADMIN_",
 		Aliases: map[string]string{
 			"lookupd-http-address": "nsqlookupd_http_addresses",
@@ -104,19 +46,42 @@ func parse(args, environ []string) (*options, error) {
 			"nsqd-http-address":    true,
 			"admin-user":           true,
 		},
-		Ignore:  map[string]bool{"version": true},
-		Environ: environ,
-	}
-	if layers.Environ == nil {
-		layers.Environ = []string{} // nil would mean os.Environ()
-	}
-	if err := layers.Apply(fs, args, "config"); err != nil {
-		return opts, err
-	}
-	if err := opts.cfg.Validate(); err != nil {
-		return opts, err
-	}
-	return opts, nil
+	},
+	Flags: func() (*options, *flag.FlagSet) {
+		opts := &options{cfg: nsqadmin.DefaultConfig(), logPrefix: "[nsqadmin] ", logFormat: logging.FormatText}
+		opts.cfg.LogLevel.Set(slog.LevelInfo)
+		return opts, newFlagSet(opts)
+	},
+	Validate: func(opts *options) error { return opts.cfg.Validate() },
+	Logging: func(opts *options) logging.Options {
+		// cfg.LogLevel is a LevelVar so that PUT /config/log_level takes effect.
+		return logging.Options{Level: opts.cfg.LogLevel, Prefix: opts.logPrefix, Format: opts.logFormat}
+	},
+	New: func(opts *options, log *slog.Logger) (daemon.Server, error) {
+		opts.cfg.Logger = log
+		return nsqadmin.New(opts.cfg)
+	},
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run, serve and parse are app's Main, Serve and Load, under the names
+// the tests use.
+func run(args []string, stdout, stderr io.Writer) int { return app.Main(args, stdout, stderr) }
+
+func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
+	return app.Serve(ctx, args, environ, stdout, stderr)
+}
+
+func parse(args, environ []string) (*options, error) { return app.Load(args, environ) }
+
+// options is everything the command line sets: the server's Config plus
+// what only main uses.
+type options struct {
+	cfg       *nsqadmin.Config
+	logPrefix string
+	logFormat string
+	version   bool
 }
 
 // newFlagSet binds NSQ's nsqadmin flags to opts, with opts' current values
@@ -176,26 +141,6 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	fs.Var(cliconfig.StringList{V: &cfg.AdminUsers}, "admin-user",
 		"admin `user` (may be given multiple times); when set, only these users may perform admin actions")
 	return fs
-}
-
-func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, "Usage: nsqadmin [flags]\n\n"+
-		"Each flag may also be given as an environment variable (NSQADMIN_ and the\n"+
-		"flag name upper-cased with '_' for '-', e.g. NSQADMIN_HTTP_ADDRESS; repeatable\n"+
-		"flags take a comma-separated list) or in the --config TOML file (the flag name\n"+
-		"with '_' for '-', except nsqlookupd_http_addresses, nsqd_http_addresses and\n"+
-		"admin_users). The command line beats the environment, which beats the file.\n\nFlags:\n")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-}
-
-// printError writes err with one "nsqadmin: " line per line (Validate
-// joins one error per bad option).
-func printError(w io.Writer, err error) {
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(w, "nsqadmin: %s\n", line)
-	}
 }
 
 // levelFlag is --log-level, taking NSQ's level names in any case.

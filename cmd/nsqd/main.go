@@ -13,20 +13,49 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
+	"github.com/nsqx/nsqx/internal/daemon"
 	"github.com/nsqx/nsqx/internal/logging"
-	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqd"
 )
+
+// app is nsqd's command line; internal/daemon does the rest of main.
+var app = &daemon.App[*nsqd.Config]{
+	Name: "nsqd",
+	Usage: "Usage: nsqd [flags]\n       nsqd check --data-path DIR   (verify a data path offline)\n\n" +
+		"Every flag can also be set by an environment variable (NSQD_ and the flag\n" +
+		"name in upper case with '_' for '-', e.g. NSQD_MEM_QUEUE_SIZE) or by the\n" +
+		"--config TOML file (the flag name with '_' for '-', e.g. mem_queue_size).\n" +
+		"A flag beats the environment, which beats the file.\n\nFlags:\n",
+	UsageToStderr: true,
+	Layers:        layers,
+	Flags: func() (*nsqd.Config, *flag.FlagSet) {
+		cfg := nsqd.DefaultConfig()
+		return cfg, newFlagSet(cfg)
+	},
+	Validate: func(cfg *nsqd.Config) error {
+		// As in NSQ, asking for client certificates implies TLS; an explicit
+		// tcp-https is kept.
+		if cfg.TLSClientAuthPolicy != "" && cfg.TLSRequired == nsqd.TLSNotRequired {
+			cfg.TLSRequired = nsqd.TLSRequired
+		}
+		return cfg.Validate()
+	},
+	Logging: func(cfg *nsqd.Config) logging.Options {
+		// The level is a LevelVar so that PUT /config/log_level takes effect.
+		cfg.LogLevelVar = new(slog.LevelVar)
+		cfg.LogLevelVar.Set(cfg.LogLevel)
+		return logging.Options{Level: cfg.LogLevelVar, Prefix: cfg.LogPrefix, Format: cfg.LogFormat}
+	},
+	New: func(cfg *nsqd.Config, log *slog.Logger) (daemon.Server, error) {
+		cfg.Logger = log
+		return nsqd.New(cfg)
+	},
+}
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
@@ -35,104 +64,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "check" {
 		return checkMain(args[1:], stdout, stderr)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, args, os.Environ(), stdout, stderr)
+	return app.Main(args, stdout, stderr)
 }
 
 // serve loads the configuration and runs the server until ctx ends.
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	cfg, showVersion, err := parse(args, environ, stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case showVersion:
-		fmt.Fprintln(stdout, version.String("nsqd"))
-		return 0
-	case err != nil:
-		printError(stderr, err)
-		return 1
-	}
-	// The level is a LevelVar so that PUT /config/log_level takes effect.
-	cfg.LogLevelVar = new(slog.LevelVar)
-	cfg.LogLevelVar.Set(cfg.LogLevel)
-	cfg.Logger, err = logging.New(stderr, logging.Options{Level: cfg.LogLevelVar, Prefix: cfg.LogPrefix, Format: cfg.LogFormat})
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-
-	srv, err := nsqd.New(cfg)
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	if err := srv.Run(ctx); err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// printError writes err, one "nsqd: " line per line of it (Validate joins
-// one error per invalid option).
-func printError(w io.Writer, err error) {
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(w, "nsqd: %s\n", line)
-	}
+	return app.Serve(ctx, args, environ, stdout, stderr)
 }
 
 // loadConfig builds the Config that args and environ (os.Environ form; nil
 // means an empty environment) describe, layered over DefaultConfig and the
 // --config file, and validates it. Config.Logger is left nil.
-func loadConfig(args, environ []string) (*nsqd.Config, error) {
-	cfg, _, err := parse(args, environ, io.Discard)
-	return cfg, err
-}
-
-// parse is loadConfig that also reports --version and writes the usage text
-// to usage on -h or --help (returning flag.ErrHelp). When --version is
-// given it is reported even if the rest of the configuration is invalid.
-func parse(args, environ []string, usage io.Writer) (cfg *nsqd.Config, showVersion bool, err error) {
-	cfg = nsqd.DefaultConfig()
-	fs := newFlagSet(cfg)
-	// Parse errors come back from Apply and are printed once by the caller,
-	// not also by the flag package.
-	fs.SetOutput(io.Discard)
-
-	l := layers
-	l.Environ = environ
-	if l.Environ == nil {
-		l.Environ = []string{} // cliconfig reads os.Environ for nil
-	}
-	err = l.Apply(fs, args, "config")
-	showVersion = fs.Lookup("version").Value.(flag.Getter).Get().(bool)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(usage, fs)
-		return nil, false, err
-	}
-	if err != nil {
-		return nil, showVersion, err
-	}
-
-	// As in NSQ, asking for client certificates implies TLS; an explicit
-	// tcp-https is kept.
-	if cfg.TLSClientAuthPolicy != "" && cfg.TLSRequired == nsqd.TLSNotRequired {
-		cfg.TLSRequired = nsqd.TLSRequired
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, showVersion, err
-	}
-	return cfg, showVersion, nil
-}
-
-func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: nsqd [flags]\n       nsqd check --data-path DIR   (verify a data path offline)\n\n"+
-		"Every flag can also be set by an environment variable (NSQD_ and the flag\n"+
-		"name in upper case with '_' for '-', e.g. NSQD_MEM_QUEUE_SIZE) or by the\n"+
-		"--config TOML file (the flag name with '_' for '-', e.g. mem_queue_size).\n"+
-		"A flag beats the environment, which beats the file.\n\nFlags:\n")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-}
+func loadConfig(args, environ []string) (*nsqd.Config, error) { return app.Load(args, environ) }

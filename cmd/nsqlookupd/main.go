@@ -11,65 +11,51 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	"github.com/nsqx/nsqx/internal/cliconfig"
+	"github.com/nsqx/nsqx/internal/daemon"
 	"github.com/nsqx/nsqx/internal/logging"
-	"github.com/nsqx/nsqx/internal/version"
 	"github.com/nsqx/nsqx/nsqlookupd"
 )
 
+// app is nsqlookupd's command line; internal/daemon does the rest of main.
+var app = &daemon.App[*options]{
+	Name: "nsqlookupd",
+	Usage: "Usage: nsqlookupd [flags]\n\n" +
+		"Each flag may also be given as an environment variable (NSQLOOKUPD_ and the\n" +
+		"flag name upper-cased with '_' for '-', e.g. NSQLOOKUPD_TCP_ADDRESS) or in the\n" +
+		"--config TOML file (the flag name with '_' for '-', e.g. tcp_address).\n" +
+		"The command line beats the environment, which beats the file.\n\nFlags:\n",
+	Layers: cliconfig.Layers{EnvPrefix: "NSQLOOKUPD_"},
+	Flags: func() (*options, *flag.FlagSet) {
+		opts := &options{cfg: nsqlookupd.DefaultConfig(), logLevel: slog.LevelInfo, logPrefix: "[nsqlookupd] ", logFormat: logging.FormatText}
+		return opts, newFlagSet(opts)
+	},
+	Validate: func(opts *options) error { return opts.cfg.Validate() },
+	Logging: func(opts *options) logging.Options {
+		return logging.Options{Level: opts.logLevel, Prefix: opts.logPrefix, Format: opts.logFormat}
+	},
+	New: func(opts *options, log *slog.Logger) (daemon.Server, error) {
+		opts.cfg.Logger = log
+		return nsqlookupd.New(opts.cfg)
+	},
+}
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// run is main with its arguments and outputs passed in; it returns the exit
-// code. SIGINT and SIGTERM end the server gracefully.
-func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, args, os.Environ(), stdout, stderr)
-}
+// run, serve and parse are app's Main, Serve and Load, under the names
+// the tests use.
+func run(args []string, stdout, stderr io.Writer) int { return app.Main(args, stdout, stderr) }
 
-// serve loads the configuration from args, environ (os.Environ form) and
-// the config file, and runs the server until ctx ends.
 func serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	opts, err := parse(args, environ)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(stdout, opts.fs)
-		return 0
-	case opts != nil && opts.version:
-		// --version wins even over an otherwise invalid configuration.
-		fmt.Fprintln(stdout, version.String("nsqlookupd"))
-		return 0
-	case err != nil:
-		printError(stderr, err)
-		return 1
-	}
-	opts.cfg.Logger, err = logging.New(stderr, logging.Options{Level: opts.logLevel, Prefix: opts.logPrefix, Format: opts.logFormat})
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-
-	srv, err := nsqlookupd.New(opts.cfg)
-	if err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	if err := srv.Run(ctx); err != nil {
-		printError(stderr, err)
-		return 1
-	}
-	return 0
+	return app.Serve(ctx, args, environ, stdout, stderr)
 }
+
+func parse(args, environ []string) (*options, error) { return app.Load(args, environ) }
 
 // options is everything the command line sets: the server's Config plus
 // what only main uses.
@@ -79,33 +65,6 @@ type options struct {
 	logPrefix string
 	logFormat string
 	version   bool
-	fs        *flag.FlagSet
-}
-
-// parse layers args, environ and the --config file over the defaults and
-// validates the result. It returns flag.ErrHelp for -h; opts is non-nil
-// whenever the flags themselves parsed, so --version can be honoured.
-func parse(args, environ []string) (*options, error) {
-	opts := &options{cfg: nsqlookupd.DefaultConfig(), logLevel: slog.LevelInfo, logPrefix: "[nsqlookupd] ", logFormat: logging.FormatText}
-	fs := newFlagSet(opts)
-	opts.fs = fs
-	fs.SetOutput(io.Discard) // errors are printed once, by the caller
-
-	layers := cliconfig.Layers{
-		EnvPrefix: "NSQLOOKUPD_",
-		Ignore:    map[string]bool{"version": true},
-		Environ:   environ,
-	}
-	if layers.Environ == nil {
-		layers.Environ = []string{} // nil would mean os.Environ()
-	}
-	if err := layers.Apply(fs, args, "config"); err != nil {
-		return opts, err
-	}
-	if err := opts.cfg.Validate(); err != nil {
-		return opts, err
-	}
-	return opts, nil
 }
 
 // newFlagSet binds NSQ's nsqlookupd flags to opts, with opts' current
@@ -128,23 +87,4 @@ func newFlagSet(opts *options) *flag.FlagSet {
 	fs.Var(cliconfig.Duration{V: &cfg.TombstoneLifetime}, "tombstone-lifetime",
 		"`duration` a producer of a topic stays hidden from /lookup after /topic/tombstone")
 	return fs
-}
-
-func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, "Usage: nsqlookupd [flags]\n\n"+
-		"Each flag may also be given as an environment variable (NSQLOOKUPD_ and the\n"+
-		"flag name upper-cased with '_' for '-', e.g. NSQLOOKUPD_TCP_ADDRESS) or in the\n"+
-		"--config TOML file (the flag name with '_' for '-', e.g. tcp_address).\n"+
-		"The command line beats the environment, which beats the file.\n\nFlags:\n")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fs.SetOutput(io.Discard)
-}
-
-// printError writes err with one "nsqlookupd: " line per line (Validate
-// joins one error per bad option).
-func printError(w io.Writer, err error) {
-	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(w, "nsqlookupd: %s\n", line)
-	}
 }
