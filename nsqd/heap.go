@@ -124,30 +124,30 @@ func (l *inflightList) reset() { *l = inflightList{head: -1, tail: -1} }
 type inflightSet struct {
 	slab []inflight
 	free []int32
-	byID map[uint64]int32
+	byID idTable
 }
 
-func (s *inflightSet) len() int { return len(s.byID) }
+func (s *inflightSet) len() int { return s.byID.len() }
 
 // add appends m to l (m.deadline must not be earlier than l's last). It
 // reports false if the ID is already in flight.
 func (s *inflightSet) add(m inflight, l *inflightList) bool {
-	if s.byID == nil {
-		s.byID = make(map[uint64]int32)
-	}
-	if _, dup := s.byID[m.id]; dup {
-		return false
-	}
 	var slot int32
-	if n := len(s.free); n > 0 {
+	n := len(s.free)
+	if n > 0 {
 		slot = s.free[n-1]
-		s.free = s.free[:n-1]
 	} else {
 		slot = int32(len(s.slab))
+	}
+	if !s.byID.put(m.id, slot) {
+		return false
+	}
+	if n > 0 {
+		s.free = s.free[:n-1]
+	} else {
 		s.slab = append(s.slab, inflight{})
 	}
 	s.slab[slot] = m
-	s.byID[m.id] = slot
 	s.linkTail(slot, l)
 	return true
 }
@@ -181,7 +181,7 @@ func (s *inflightSet) unlink(slot int32, l *inflightList) {
 }
 
 func (s *inflightSet) get(id uint64) (*inflight, bool) {
-	slot, ok := s.byID[id]
+	slot, ok := s.byID.get(id)
 	if !ok {
 		return nil, false
 	}
@@ -191,19 +191,18 @@ func (s *inflightSet) get(id uint64) (*inflight, bool) {
 // remove deletes the message with id from the set and from l (its owner's
 // list) and returns a copy of it.
 func (s *inflightSet) remove(id uint64, l *inflightList) (inflight, bool) {
-	slot, ok := s.byID[id]
+	slot, ok := s.byID.del(id)
 	if !ok {
 		return inflight{}, false
 	}
 	s.unlink(slot, l)
 	m := s.slab[slot]
-	delete(s.byID, id)
 	s.free = append(s.free, slot)
-	if len(s.byID) == 0 {
+	if s.byID.len() == 0 {
 		// Start afresh so a burst does not pin a large slab forever.
 		s.slab, s.free = s.slab[:0], s.free[:0]
 		if cap(s.slab) > 4096 {
-			s.slab, s.free, s.byID = nil, nil, nil
+			s.slab, s.free, s.byID = nil, nil, idTable{}
 		}
 	}
 	return m, true
@@ -211,7 +210,7 @@ func (s *inflightSet) remove(id uint64, l *inflightList) (inflight, bool) {
 
 // retime moves m (in l) to the place its new deadline puts it.
 func (s *inflightSet) retime(m *inflight, l *inflightList) {
-	slot := s.byID[m.id]
+	slot, _ := s.byID.get(m.id)
 	s.unlink(slot, l)
 	at := l.tail
 	for at >= 0 && s.slab[at].deadline > m.deadline {
@@ -245,9 +244,7 @@ func (s *inflightSet) first(l *inflightList) *inflight {
 
 // each calls fn for every in-flight message.
 func (s *inflightSet) each(fn func(m *inflight)) {
-	for _, slot := range s.byID {
-		fn(&s.slab[slot])
-	}
+	s.byID.each(func(slot int32) { fn(&s.slab[slot]) })
 }
 
 func (s *inflightSet) reset() { *s = inflightSet{} }
