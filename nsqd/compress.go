@@ -16,11 +16,11 @@ import (
 // is compatible with compress/flate.
 
 // upgradeSnappy puts snappy framing over the transport and returns the
-// decompressing reader. Every write to the snappy writer goes out at once
-// as whole chunks, so the output buffer's flush is the batch boundary and
-// nothing waits inside the compressor. Caller holds wmu.
+// decompressing reader. Every write to the snappy writer is passed on at
+// once as whole chunks, so the output buffer's flush is the batch boundary
+// and nothing waits inside the compressor. Caller holds wmu.
 func (c *conn) upgradeSnappy() io.Reader {
-	w := s2.NewWriter(c.rw, s2.WriterSnappyCompat(), s2.WriterFlushOnWrite(), s2.WriterConcurrency(1))
+	w := s2.NewWriter(c.compressedSink(), s2.WriterSnappyCompat(), s2.WriterFlushOnWrite(), s2.WriterConcurrency(1))
 	c.setOutput(w, nil)
 	c.compressed = true
 	c.imu.Lock()
@@ -34,8 +34,9 @@ func (c *conn) upgradeSnappy() io.Reader {
 // flushOut flushes it after the output buffer, once per batch. Caller
 // holds wmu.
 func (c *conn) upgradeDeflate(level int) (io.Reader, error) {
-	fw, err := flate.NewWriter(c.rw, level)
+	fw, err := flate.NewWriter(c.compressedSink(), level)
 	if err != nil {
+		c.cbuf = nil
 		return nil, err
 	}
 	c.setOutput(fw, fw)

@@ -1121,7 +1121,8 @@ func (c *conn) writeMessages(batch []delivery) error {
 func (c *conn) flush() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.w == nil || c.w.Buffered() == 0 && c.fw == nil { // deflate may hold what w passed on
+	// Deflate, and the buffer behind a compressor, may hold what w passed on.
+	if c.w == nil || c.w.Buffered() == 0 && c.fw == nil && (c.cbuf == nil || c.cbuf.Buffered() == 0) {
 		return nil
 	}
 	c.nc.SetWriteDeadline(c.writeDeadline())

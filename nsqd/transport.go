@@ -22,6 +22,7 @@ type layers struct {
 	rw         net.Conn      // the socket, then the *tls.Conn over it
 	out        io.Writer     // what w writes to: rw, or a compressor over rw
 	fw         *flate.Writer // deflate only: flushed after every flush of w
+	cbuf       *bufio.Writer // compression only: gathers the compressor's output
 	compressed bool          // snappy or deflate is on (read loop only)
 	isTLS      atomic.Bool   // read by exec on every command
 
@@ -92,6 +93,21 @@ func (c *conn) setOutput(out io.Writer, fw *flate.Writer) {
 	}
 }
 
+// compressedSink returns the writer a compressor writes to: a buffer over
+// the transport, flushed at the end of flushOut. Compressors write their
+// output in small pieces (a snappy stream identifier, chunk headers, a
+// deflate sync marker); without it each piece would be a write of its own
+// (a TLS record of its own under TLS), and some clients (pynsq over
+// tornado 6) fail on a read that decompresses to nothing. Caller holds wmu.
+func (c *conn) compressedSink() io.Writer {
+	c.cbuf = bufio.NewWriterSize(c.rw, compressedSinkSize)
+	return c.cbuf
+}
+
+// compressedSinkSize bounds the buffer of compressedSink; larger writes
+// pass straight through.
+const compressedSinkSize = 8 << 10
+
 // flushOut flushes the output buffer and, with deflate, the compressor
 // behind it, so that every flush ends a batch the client can decode.
 // Caller holds wmu.
@@ -100,7 +116,12 @@ func (c *conn) flushOut() error {
 		return err
 	}
 	if c.fw != nil {
-		return c.fw.Flush()
+		if err := c.fw.Flush(); err != nil {
+			return err
+		}
+	}
+	if c.cbuf != nil {
+		return c.cbuf.Flush()
 	}
 	return nil
 }
