@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"time"
@@ -150,6 +151,8 @@ func (c *v1Conn) readFailed(err error) {
 		c.fatal([]byte(wire.ErrInvalid + " no command within " + c.idle.String()))
 	case errors.Is(err, io.EOF):
 		c.log.Debug("peer closed connection", "remote_addr", c.remote)
+	case errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection closed by shutdown", "remote_addr", c.remote)
 	default:
 		c.log.Info("closing connection after read error", "remote_addr", c.remote, "err", err)
 	}

@@ -147,7 +147,7 @@ func runDev(ctx context.Context, c devConfig, level slog.Level, out io.Writer) e
 		return err
 	}
 
-	fmt.Fprintf(out, "\nnsqx local cluster is up (%s)\n", version.String("nsqx"))
+	fmt.Fprintf(out, "\nnsqx %s local cluster is up (NSQ %s compatible)\n", version.Release, version.Compat)
 	fmt.Fprintf(out, "  nsqd        tcp %s   http http://%s   data %s\n", broker.TCPAddr(), broker.HTTPAddr(), dataDir)
 	fmt.Fprintf(out, "  nsqlookupd  tcp %s   http http://%s\n", lookupd.TCPAddr(), lookupd.HTTPAddr())
 	if admin != "" {
