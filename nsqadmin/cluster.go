@@ -141,6 +141,9 @@ func (s *Server) nodes(ctx context.Context, w *warnings) (clusterinfo.Producers,
 	if err := s.check(w, "get nodes", err); err != nil {
 		return nil, err
 	}
+	if len(lookupds) > 0 {
+		s.metrics.listed(producers)
+	}
 	if producers == nil {
 		producers = clusterinfo.Producers{}
 	}

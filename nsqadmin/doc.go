@@ -16,6 +16,10 @@
 //   - /api/overview, an nsqx addition: every topic aggregated over the
 //     nodes, with rates and cluster totals, for the topics page and the
 //     cluster chart.
+//   - GET /metrics: Prometheus metrics of nsqadmin's own work (requests
+//     served, requests to the nodes, admin actions, notifications, nodes
+//     up and down as last seen) from a registry of the Server's own; see
+//     metrics.go.
 //
 // Every request asks the cluster afresh through internal/clusterinfo,
 // which queries all lookupds and nsqds concurrently with timeouts. Nodes
@@ -43,5 +47,7 @@
 // --notification-http-endpoint one at a time from a bounded queue (full:
 // dropped and logged). Handlers run on net/http's goroutines; the only
 // state they share is the lookupd list (Server.mu, changed by PUT
-// /config), the rate tracker (its own mutex) and the notifier's queue.
+// /config), the rate tracker (its own mutex), the notifier's queue and
+// the metrics (the node states under their own mutex, taken after
+// Server.mu is released).
 package nsqadmin

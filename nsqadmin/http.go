@@ -7,9 +7,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nsqx/nsqx/internal/clusterinfo"
-	"github.com/nsqx/nsqx/internal/metrics"
 	"github.com/nsqx/nsqx/wire"
 )
 
@@ -25,10 +25,9 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	bp := s.base
 	allowed := map[string][]string{}
-	var paths []string
+	var paths []string // without the base path
 	route := func(method, path string, h http.HandlerFunc) {
-		path = bp + path
-		mux.HandleFunc(method+" "+path, h)
+		mux.HandleFunc(method+" "+bp+path, routed(method+" "+routeLabel(path), h))
 		if _, ok := allowed[path]; !ok {
 			paths = append(paths, path)
 		}
@@ -36,7 +35,7 @@ func (s *Server) handler() http.Handler {
 	}
 
 	route("GET", "/ping", s.handlePing)
-	route("GET", "/metrics", metrics.Handler(metrics.NewRegistry(), s.log).ServeHTTP)
+	route("GET", "/metrics", s.metrics.handler.ServeHTTP)
 	if bp != "" {
 		route("GET", "", s.pageTopics)
 	}
@@ -74,10 +73,10 @@ func (s *Server) handler() http.Handler {
 	// only see the methods not routed above.
 	for _, path := range paths {
 		allow := strings.Join(allowed[path], ", ")
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(bp+path, routed(routeLabel(path), func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
-		})
+		}))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND")
@@ -92,6 +91,10 @@ func (s *Server) handler() http.Handler {
 	h := cop.Handler(mux)
 
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &recorder{ResponseWriter: w, route: routeNone}
+		w = rec
+		start := time.Now()
+		defer func() { s.metrics.served(rec.route, rec.code(), time.Since(start)) }()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -103,6 +106,15 @@ func (s *Server) handler() http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// routeLabel is a route's path for the metrics' route label. The base
+// path itself ("" here) serves the topics page, as "/" does.
+func routeLabel(path string) string {
+	if path == "" {
+		return "/{$}"
+	}
+	return path
 }
 
 // writeJSON writes v as NSQ's V1 API does.
@@ -264,9 +276,11 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// finish answers a write action: 502 when it could not start, otherwise
-// 200 with its partial failures in "message".
-func (s *Server) finish(w http.ResponseWriter, what string, err error) {
+// finish answers a write action (one of actionNames, for the metrics): 502
+// when it could not start, otherwise 200 with its partial failures in
+// "message".
+func (s *Server) finish(w http.ResponseWriter, action, what string, err error) {
+	s.metrics.action(action, err)
 	var warn warnings
 	if err := s.check(&warn, what, err); err != nil {
 		upstreamError(w, err)
@@ -300,7 +314,7 @@ func (s *Server) apiCreateTopicChannel(w http.ResponseWriter, r *http.Request) {
 	if body.Channel != "" {
 		s.action(r, "create_channel", body.Topic, body.Channel, "")
 	}
-	s.finish(w, "create topic/channel", err)
+	s.finish(w, "create", "create topic/channel", err)
 }
 
 func (s *Server) apiTopicAction(w http.ResponseWriter, r *http.Request) {
@@ -338,7 +352,7 @@ func (s *Server) topicChannelAction(w http.ResponseWriter, r *http.Request, topi
 		err = s.ci.TopicAction(r.Context(), body.Action, topic, lookupds, nsqds)
 		s.action(r, body.Action+"_topic", topic, "", "")
 	}
-	s.finish(w, body.Action+" topic/channel", err)
+	s.finish(w, body.Action, body.Action+" topic/channel", err)
 }
 
 func (s *Server) apiDeleteTopic(w http.ResponseWriter, r *http.Request) {
@@ -349,7 +363,7 @@ func (s *Server) apiDeleteTopic(w http.ResponseWriter, r *http.Request) {
 	lookupds, nsqds := s.addrs()
 	err := s.ci.DeleteTopic(r.Context(), topic, lookupds, nsqds)
 	s.action(r, "delete_topic", topic, "", "")
-	s.finish(w, "delete topic", err)
+	s.finish(w, "delete", "delete topic", err)
 }
 
 func (s *Server) apiDeleteChannel(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +374,7 @@ func (s *Server) apiDeleteChannel(w http.ResponseWriter, r *http.Request) {
 	lookupds, nsqds := s.addrs()
 	err := s.ci.DeleteChannel(r.Context(), topic, channel, lookupds, nsqds)
 	s.action(r, "delete_channel", topic, channel, "")
-	s.finish(w, "delete channel", err)
+	s.finish(w, "delete", "delete channel", err)
 }
 
 // apiTombstoneNode is DELETE /api/nodes/:node with {"topic": …}.
@@ -382,7 +396,7 @@ func (s *Server) apiTombstoneNode(w http.ResponseWriter, r *http.Request) {
 	lookupds, _ := s.addrs()
 	err := s.ci.TombstoneNodeForTopic(r.Context(), body.Topic, node, lookupds)
 	s.action(r, "tombstone_topic_producer", body.Topic, "", node)
-	s.finish(w, "tombstone node for topic", err)
+	s.finish(w, "tombstone", "tombstone node for topic", err)
 }
 
 // configAllowed answers 403 unless r comes from --allow-config-from-cidr.

@@ -39,14 +39,15 @@ type notifier struct {
 	endpoint string
 	ci       *clusterinfo.Client
 	log      *slog.Logger
+	done     func(result string) // counts each notification's fate
 
 	mu     sync.Mutex // guards closed and sending on queue
 	closed bool
 	queue  chan *AdminAction
 }
 
-func newNotifier(endpoint string, ci *clusterinfo.Client, log *slog.Logger) *notifier {
-	return &notifier{endpoint: endpoint, ci: ci, log: log, queue: make(chan *AdminAction, notifyQueue)}
+func newNotifier(endpoint string, ci *clusterinfo.Client, log *slog.Logger, done func(result string)) *notifier {
+	return &notifier{endpoint: endpoint, ci: ci, log: log, done: done, queue: make(chan *AdminAction, notifyQueue)}
 }
 
 // enqueue queues a without blocking; it is dropped when the queue is full
@@ -58,12 +59,14 @@ func (n *notifier) enqueue(a *AdminAction) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
+		n.done(resultDropped)
 		return
 	}
 	select {
 	case n.queue <- a:
 	default:
 		n.log.Warn("notification queue full; dropping", "action", a.Action, "topic", a.Topic)
+		n.done(resultDropped)
 	}
 }
 
@@ -83,17 +86,22 @@ func (n *notifier) run(ctx context.Context) {
 	for a := range n.queue {
 		if ctx.Err() != nil {
 			n.log.Warn("shutting down; dropping notification", "action", a.Action, "topic", a.Topic)
+			n.done(resultDropped)
 			continue
 		}
 		body, err := json.Marshal(a)
 		if err != nil {
 			n.log.Error("encode notification", "err", err)
+			n.done(resultError)
 			continue
 		}
 		n.log.Info("POSTing notification", "url", n.endpoint, "action", a.Action)
 		if err := n.ci.PostJSON(ctx, n.endpoint, body); err != nil {
 			n.log.Error("notification failed", "url", n.endpoint, "action", a.Action, "err", err)
+			n.done(resultError)
+			continue
 		}
+		n.done(resultOK)
 	}
 }
 

@@ -34,6 +34,7 @@ type Server struct {
 	ci       *clusterinfo.Client
 	notify   *notifier
 	rates    *rateTracker
+	metrics  *collector
 	pages    map[string]*template.Template
 	cidr     *net.IPNet // nil: /config open to all
 	graphite *url.URL
@@ -66,15 +67,17 @@ func New(cfg *Config) (*Server, error) {
 		rates:    newRateTracker(time.Now),
 		hostname: hostname,
 		lookupds: slices.Clone(cfg.LookupdHTTPAddresses),
-		ci: clusterinfo.New(clusterinfo.Config{
-			ConnectTimeout: cfg.HTTPClientConnectTimeout,
-			RequestTimeout: cfg.HTTPClientRequestTimeout,
-			TLS:            tlsCfg,
-			Logger:         logger,
-			AuthSecret:     cfg.HTTPClientAuthSecret,
-		}),
 	}
-	s.notify = newNotifier(cfg.NotificationHTTPEndpoint, s.ci, logger)
+	s.metrics = newCollector(s)
+	s.ci = clusterinfo.New(clusterinfo.Config{
+		ConnectTimeout: cfg.HTTPClientConnectTimeout,
+		RequestTimeout: cfg.HTTPClientRequestTimeout,
+		TLS:            tlsCfg,
+		Logger:         logger,
+		AuthSecret:     cfg.HTTPClientAuthSecret,
+		Observe:        s.metrics.upstreamDone,
+	})
+	s.notify = newNotifier(cfg.NotificationHTTPEndpoint, s.ci, logger, s.metrics.notified)
 	if cfg.AllowConfigFromCIDR != "" {
 		_, s.cidr, _ = net.ParseCIDR(cfg.AllowConfigFromCIDR) // checked by Validate
 	}

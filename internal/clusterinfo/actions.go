@@ -6,11 +6,11 @@ import (
 	"net/url"
 )
 
-// postAll POSTs path?q to every address at once and returns the failures
-// as a *PartialError (nil if none).
-func (c *Client) postAll(ctx context.Context, addrs []string, path string, q url.Values) error {
+// postAll POSTs path?q to every address (nodes of kind) at once and
+// returns the failures as a *PartialError (nil if none).
+func (c *Client) postAll(ctx context.Context, kind string, addrs []string, path string, q url.Values) error {
 	_, errs := fanOut(addrs, func(addr string) (struct{}, error) {
-		return struct{}{}, c.post(ctx, endpoint(addr, path, q))
+		return struct{}{}, c.post(ctx, kind, addr, path, q)
 	})
 	return merge(errs...)
 }
@@ -23,19 +23,19 @@ func (c *Client) CreateTopicChannel(ctx context.Context, topic, channel string, 
 	tq := url.Values{"topic": {topic}}
 	cq := url.Values{"topic": {topic}, "channel": {channel}}
 	if len(lookupds) == 0 {
-		err := c.postAll(ctx, nsqds, "/topic/create", tq)
+		err := c.postAll(ctx, KindNSQD, nsqds, "/topic/create", tq)
 		if channel == "" {
 			return err
 		}
-		return merge(err, c.postAll(ctx, nsqds, "/channel/create", cq))
+		return merge(err, c.postAll(ctx, KindNSQD, nsqds, "/channel/create", cq))
 	}
-	err := c.postAll(ctx, lookupds, "/topic/create", tq)
+	err := c.postAll(ctx, KindLookupd, lookupds, "/topic/create", tq)
 	if channel == "" {
 		return err
 	}
-	err2 := c.postAll(ctx, lookupds, "/channel/create", cq)
+	err2 := c.postAll(ctx, KindLookupd, lookupds, "/channel/create", cq)
 	producers, err3 := c.LookupdTopicProducers(ctx, topic, lookupds)
-	err4 := c.postAll(ctx, producers.HTTPAddrs(), "/channel/create", cq)
+	err4 := c.postAll(ctx, KindNSQD, producers.HTTPAddrs(), "/channel/create", cq)
 	return merge(err, err2, err3, err4)
 }
 
@@ -47,7 +47,7 @@ func (c *Client) DeleteTopic(ctx context.Context, topic string, lookupds, nsqds 
 		return err
 	}
 	q := url.Values{"topic": {topic}}
-	return merge(err, c.postAll(ctx, lookupds, "/topic/delete", q), c.postAll(ctx, producers.HTTPAddrs(), "/topic/delete", q))
+	return merge(err, c.postAll(ctx, KindLookupd, lookupds, "/topic/delete", q), c.postAll(ctx, KindNSQD, producers.HTTPAddrs(), "/topic/delete", q))
 }
 
 // DeleteChannel deletes the channel from every lookupd and every nsqd that
@@ -58,7 +58,7 @@ func (c *Client) DeleteChannel(ctx context.Context, topic, channel string, looku
 		return err
 	}
 	q := url.Values{"topic": {topic}, "channel": {channel}}
-	return merge(err, c.postAll(ctx, lookupds, "/channel/delete", q), c.postAll(ctx, producers.HTTPAddrs(), "/channel/delete", q))
+	return merge(err, c.postAll(ctx, KindLookupd, lookupds, "/channel/delete", q), c.postAll(ctx, KindNSQD, producers.HTTPAddrs(), "/channel/delete", q))
 }
 
 // TopicAction applies action ("pause", "unpause" or "empty") to topic on
@@ -78,7 +78,7 @@ func (c *Client) onProducers(ctx context.Context, topic, path string, q url.Valu
 	if isTotal(err) {
 		return err
 	}
-	return merge(err, c.postAll(ctx, producers.HTTPAddrs(), path, q))
+	return merge(err, c.postAll(ctx, KindNSQD, producers.HTTPAddrs(), path, q))
 }
 
 // TombstoneNodeForTopic tombstones node (broadcast address:HTTP port) for
@@ -86,8 +86,8 @@ func (c *Client) onProducers(ctx context.Context, topic, path string, q url.Valu
 // the topic on that nsqd. The node being unreachable (the usual reason to
 // tombstone) is reported as a partial failure.
 func (c *Client) TombstoneNodeForTopic(ctx context.Context, topic, node string, lookupds []string) error {
-	err := c.postAll(ctx, lookupds, "/topic/tombstone", url.Values{"topic": {topic}, "node": {node}})
-	return merge(err, c.postAll(ctx, []string{node}, "/topic/delete", url.Values{"topic": {topic}}))
+	err := c.postAll(ctx, KindLookupd, lookupds, "/topic/tombstone", url.Values{"topic": {topic}, "node": {node}})
+	return merge(err, c.postAll(ctx, KindNSQD, []string{node}, "/topic/delete", url.Values{"topic": {topic}}))
 }
 
 // isTotal reports whether err is a failure of every node asked, after

@@ -38,13 +38,30 @@ type Config struct {
 	// every request, for nsqds whose HTTP API requires auth (nsqx's
 	// --auth-http-protect-stats).
 	AuthSecret string
+	// Observe, when not nil, is called after each request to a node with
+	// the node's kind (KindNSQD or KindLookupd), its address as the
+	// caller named it, the path asked (no query), how long the request
+	// took (a retry over HTTPS and decoding the answer included) and its
+	// error: nil for a 2xx answer, and for a lookupd's 404 to /lookup,
+	// which only means no producers. PostJSON and GetJSON, which go to
+	// other servers, are not reported. It is called on the request's
+	// goroutine, concurrently with other requests, so it must be safe
+	// for that and quick.
+	Observe func(kind, addr, path string, d time.Duration, err error)
 }
+
+// Node kinds, as Config.Observe reports them.
+const (
+	KindNSQD    = "nsqd"
+	KindLookupd = "nsqlookupd"
+)
 
 // Client queries and changes the nodes of one cluster over HTTP.
 type Client struct {
-	hc     *http.Client
-	log    *slog.Logger
-	secret string
+	hc      *http.Client
+	log     *slog.Logger
+	secret  string
+	observe func(kind, addr, path string, d time.Duration, err error) // nil: not observed
 }
 
 // New returns a Client. Zero timeouts mean NSQ's defaults (2s to connect,
@@ -71,7 +88,12 @@ func New(cfg Config) *Client {
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}
-	return &Client{hc: &http.Client{Transport: tr, Timeout: request}, log: logger, secret: cfg.AuthSecret}
+	return &Client{
+		hc:      &http.Client{Transport: tr, Timeout: request},
+		log:     logger,
+		secret:  cfg.AuthSecret,
+		observe: cfg.Observe,
+	}
 }
 
 // CloseIdleConnections closes the keep-alive connections to the nodes.
@@ -178,6 +200,24 @@ func endpoint(addr, path string, q url.Values) string {
 	return u
 }
 
+// timed runs req, one request to the node of kind at addr for path, and
+// reports it to Config.Observe.
+func (c *Client) timed(kind, addr, path string, req func() error) error {
+	if c.observe == nil {
+		return req()
+	}
+	start := time.Now()
+	err := req()
+	c.observe(kind, addr, path, time.Since(start), err)
+	return err
+}
+
+// get GETs path?q from the node of kind at addr and decodes its JSON
+// into v.
+func (c *Client) get(ctx context.Context, kind, addr, path string, q url.Values, v any) error {
+	return c.timed(kind, addr, path, func() error { return c.getJSON(ctx, endpoint(addr, path, q), v) })
+}
+
 // getJSON GETs u and decodes its JSON into v.
 func (c *Client) getJSON(ctx context.Context, u string, v any) error {
 	body, err := c.do(ctx, http.MethodGet, u, nil, "")
@@ -190,10 +230,13 @@ func (c *Client) getJSON(ctx context.Context, u string, v any) error {
 	return nil
 }
 
-// post POSTs to u with an empty body, as NSQ's admin calls are made.
-func (c *Client) post(ctx context.Context, u string) error {
-	_, err := c.do(ctx, http.MethodPost, u, nil, "")
-	return err
+// post POSTs path?q to the node of kind at addr with an empty body, as
+// NSQ's admin calls are made.
+func (c *Client) post(ctx context.Context, kind, addr, path string, q url.Values) error {
+	return c.timed(kind, addr, path, func() error {
+		_, err := c.do(ctx, http.MethodPost, endpoint(addr, path, q), nil, "")
+		return err
+	})
 }
 
 // PostJSON POSTs body as application/json to u and expects a 2xx answer.

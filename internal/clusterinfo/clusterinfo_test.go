@@ -448,3 +448,78 @@ func TestActions(t *testing.T) {
 		t.Errorf("tombstone of a dead node = %v, want a partial error naming it", err)
 	}
 }
+
+// observed is one call of Config.Observe; outcome is "ok" (nil error),
+// "status" (a *StatusError: the node answered) or "down" (no answer).
+type observed struct {
+	kind, addr, path, outcome string
+}
+
+func sortObserved(o []observed) {
+	slices.SortFunc(o, func(a, b observed) int { return strings.Compare(a.addr+a.path, b.addr+b.path) })
+}
+
+// TestObserve checks that Config.Observe sees each request to a node once,
+// with its kind, address, path and outcome, and nothing else.
+func TestObserve(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		got []observed
+	)
+	c := New(Config{ConnectTimeout: time.Second, RequestTimeout: 2 * time.Second,
+		Observe: func(kind, addr, path string, d time.Duration, err error) {
+			if d < 0 {
+				t.Errorf("Observe(%s %s) duration %v", addr, path, d)
+			}
+			var se *StatusError
+			outcome := "down"
+			switch {
+			case err == nil:
+				outcome = "ok"
+			case errors.As(err, &se):
+				outcome = "status"
+			}
+			mu.Lock()
+			got = append(got, observed{kind, addr, path, outcome})
+			mu.Unlock()
+		}})
+	check := func(what string, want ...observed) {
+		t.Helper()
+		mu.Lock()
+		have := got
+		got = nil
+		mu.Unlock()
+		sortObserved(have)
+		sortObserved(want)
+		if !reflect.DeepEqual(have, want) {
+			t.Errorf("%s: observed %v, want %v", what, have, want)
+		}
+	}
+	l := newFakeNode(t, map[string]string{"GET /topics": `{"topics":["a"]}`})
+	n := newFakeNode(t, map[string]string{"GET /stats": `{"topics":[{"topic_name":"a"}]}`})
+	dead := deadAddr(t)
+	ctx := context.Background()
+
+	c.LookupdTopics(ctx, []string{l.addr()})
+	check("LookupdTopics", observed{KindLookupd, l.addr(), "/topics", "ok"})
+
+	c.NSQDTopics(ctx, []string{n.addr(), dead})
+	check("NSQDTopics", observed{KindNSQD, n.addr(), "/stats", "ok"}, observed{KindNSQD, dead, "/stats", "down"})
+
+	// A lookupd's 404 to /lookup means no producers: not an error.
+	c.LookupdTopicProducers(ctx, "nope", []string{l.addr()})
+	check("LookupdTopicProducers", observed{KindLookupd, l.addr(), "/lookup", "ok"})
+
+	// A 404 anywhere else is.
+	c.NSQDProducers(ctx, []string{l.addr()})
+	check("NSQDProducers of a lookupd", observed{KindNSQD, l.addr(), "/info", "status"})
+
+	c.TombstoneNodeForTopic(ctx, "a", n.addr(), []string{l.addr()})
+	check("TombstoneNodeForTopic",
+		observed{KindLookupd, l.addr(), "/topic/tombstone", "ok"}, observed{KindNSQD, n.addr(), "/topic/delete", "ok"})
+
+	// Requests to other servers are not node requests.
+	c.PostJSON(ctx, n.URL+"/hook", []byte(`{}`))
+	c.GetJSON(ctx, n.URL+"/stats", &struct{}{})
+	check("PostJSON and GetJSON")
+}

@@ -20,5 +20,6 @@
 // A Client is safe for concurrent use. It owns no goroutines beyond the
 // duration of a call: each call starts one goroutine per node it asks and
 // waits for all of them before returning. Cancelling the context passed
-// to a call cancels its requests.
+// to a call cancels its requests. Config.Observe, through which a caller
+// counts and times the requests, is called on those goroutines.
 package clusterinfo

@@ -44,10 +44,10 @@ func (c *Client) LookupdTopics(ctx context.Context, lookupds []string) ([]string
 		var r struct {
 			Topics []string `json:"topics"`
 		}
-		err := c.getJSON(ctx, endpoint(addr, "/topics", nil), &r)
+		err := c.get(ctx, KindLookupd, addr, "/topics", nil, &r)
 		return r.Topics, err
 	})
-	return union(res), summarize("nsqlookupd", len(lookupds), errs)
+	return union(res), summarize(KindLookupd, len(lookupds), errs)
 }
 
 // LookupdTopicChannels returns the sorted union of every lookupd's
@@ -57,10 +57,10 @@ func (c *Client) LookupdTopicChannels(ctx context.Context, topic string, lookupd
 		var r struct {
 			Channels []string `json:"channels"`
 		}
-		err := c.getJSON(ctx, endpoint(addr, "/channels", url.Values{"topic": {topic}}), &r)
+		err := c.get(ctx, KindLookupd, addr, "/channels", url.Values{"topic": {topic}}, &r)
 		return r.Channels, err
 	})
-	return union(res), summarize("nsqlookupd", len(lookupds), errs)
+	return union(res), summarize(KindLookupd, len(lookupds), errs)
 }
 
 // lookupdNode is a producer as a lookupd's /nodes and /lookup list it.
@@ -100,7 +100,7 @@ func (c *Client) LookupdProducers(ctx context.Context, lookupds []string) (Produ
 		var r struct {
 			Producers []lookupdNode `json:"producers"`
 		}
-		err := c.getJSON(ctx, endpoint(addr, "/nodes", nil), &r)
+		err := c.get(ctx, KindLookupd, addr, "/nodes", nil, &r)
 		return r.Producers, err
 	})
 	byAddr := map[string]*Producer{}
@@ -124,7 +124,7 @@ func (c *Client) LookupdProducers(ctx context.Context, lookupds []string) (Produ
 	}
 	markOutOfDate(out)
 	sortByHost(out, func(p *Producer) (string, string) { return p.Hostname, p.HTTPAddress() })
-	return out, summarize("nsqlookupd", len(lookupds), errs)
+	return out, summarize(KindLookupd, len(lookupds), errs)
 }
 
 func markOutOfDate(ps Producers) {
@@ -147,10 +147,14 @@ func (c *Client) LookupdTopicProducers(ctx context.Context, topic string, lookup
 		var r struct {
 			Producers []lookupdNode `json:"producers"`
 		}
-		err := c.getJSON(ctx, endpoint(addr, "/lookup", url.Values{"topic": {topic}}), &r)
-		if se := (*StatusError)(nil); errors.As(err, &se) && se.Status == http.StatusNotFound {
-			return nil, nil
-		}
+		u := endpoint(addr, "/lookup", url.Values{"topic": {topic}})
+		err := c.timed(KindLookupd, addr, "/lookup", func() error {
+			err := c.getJSON(ctx, u, &r)
+			if se := (*StatusError)(nil); errors.As(err, &se) && se.Status == http.StatusNotFound {
+				return nil
+			}
+			return err
+		})
 		return r.Producers, err
 	})
 	var out Producers
@@ -166,7 +170,7 @@ func (c *Client) LookupdTopicProducers(ctx context.Context, topic string, lookup
 		}
 	}
 	sortByHost(out, func(p *Producer) (string, string) { return p.Hostname, p.HTTPAddress() })
-	return out, summarize("nsqlookupd", len(lookupds), errs)
+	return out, summarize(KindLookupd, len(lookupds), errs)
 }
 
 // nsqdInfo is an nsqd's /info.
@@ -221,25 +225,25 @@ func hostPort(addr string) string {
 func (c *Client) NSQDTopics(ctx context.Context, nsqds []string) ([]string, error) {
 	res, errs := fanOut(nsqds, func(addr string) ([]string, error) {
 		var r topicNames
-		err := c.getJSON(ctx, endpoint(addr, "/stats", url.Values{"format": {"json"}, "include_clients": {"false"}, "include_mem": {"false"}}), &r)
+		err := c.get(ctx, KindNSQD, addr, "/stats", url.Values{"format": {"json"}, "include_clients": {"false"}, "include_mem": {"false"}}, &r)
 		names := make([]string, len(r.Topics))
 		for i, t := range r.Topics {
 			names[i] = t.Name
 		}
 		return names, err
 	})
-	return union(res), summarize("nsqd", len(nsqds), errs)
+	return union(res), summarize(KindNSQD, len(nsqds), errs)
 }
 
 // NSQDProducers describes each of the nsqds from its /info and /stats.
 func (c *Client) NSQDProducers(ctx context.Context, nsqds []string) (Producers, error) {
 	res, errs := fanOut(nsqds, func(addr string) (*Producer, error) {
 		var info nsqdInfo
-		if err := c.getJSON(ctx, endpoint(addr, "/info", nil), &info); err != nil {
+		if err := c.get(ctx, KindNSQD, addr, "/info", nil, &info); err != nil {
 			return nil, err
 		}
 		var topics topicNames
-		if err := c.getJSON(ctx, endpoint(addr, "/stats", url.Values{"format": {"json"}, "include_clients": {"false"}, "include_mem": {"false"}}), &topics); err != nil {
+		if err := c.get(ctx, KindNSQD, addr, "/stats", url.Values{"format": {"json"}, "include_clients": {"false"}, "include_mem": {"false"}}, &topics); err != nil {
 			return nil, err
 		}
 		return nsqdProducer(addr, info, topics), nil
@@ -247,7 +251,7 @@ func (c *Client) NSQDProducers(ctx context.Context, nsqds []string) (Producers, 
 	out := Producers(compactNil(res))
 	markOutOfDate(out)
 	sortByHost(out, func(p *Producer) (string, string) { return p.Hostname, p.HTTPAddress() })
-	return out, summarize("nsqd", len(nsqds), errs)
+	return out, summarize(KindNSQD, len(nsqds), errs)
 }
 
 // NSQDTopicProducers returns those of the nsqds that have topic.
@@ -255,7 +259,7 @@ func (c *Client) NSQDTopicProducers(ctx context.Context, topic string, nsqds []s
 	res, errs := fanOut(nsqds, func(addr string) (*Producer, error) {
 		var topics topicNames
 		q := url.Values{"format": {"json"}, "topic": {topic}, "include_clients": {"false"}, "include_mem": {"false"}}
-		if err := c.getJSON(ctx, endpoint(addr, "/stats", q), &topics); err != nil {
+		if err := c.get(ctx, KindNSQD, addr, "/stats", q, &topics); err != nil {
 			return nil, err
 		}
 		if !slices.ContainsFunc(topics.Topics, func(t struct {
@@ -266,14 +270,14 @@ func (c *Client) NSQDTopicProducers(ctx context.Context, topic string, nsqds []s
 			return nil, nil
 		}
 		var info nsqdInfo
-		if err := c.getJSON(ctx, endpoint(addr, "/info", nil), &info); err != nil {
+		if err := c.get(ctx, KindNSQD, addr, "/info", nil, &info); err != nil {
 			return nil, err
 		}
 		return nsqdProducer(addr, info, topics), nil
 	})
 	out := Producers(compactNil(res))
 	sortByHost(out, func(p *Producer) (string, string) { return p.Hostname, p.HTTPAddress() })
-	return out, summarize("nsqd", len(nsqds), errs)
+	return out, summarize(KindNSQD, len(nsqds), errs)
 }
 
 // nsqd's /stats?format=json, the parts nsqadmin reads.
@@ -343,7 +347,7 @@ func (c *Client) NSQDStats(ctx context.Context, producers Producers, topic, chan
 	addrs := producers.HTTPAddrs()
 	res, errs := fanOut(addrs, func(addr string) (nsqdStats, error) {
 		var r nsqdStats
-		err := c.getJSON(ctx, endpoint(addr, "/stats", q), &r)
+		err := c.get(ctx, KindNSQD, addr, "/stats", q, &r)
 		return r, err
 	})
 
@@ -413,7 +417,7 @@ func (c *Client) NSQDStats(ctx context.Context, producers Producers, topic, chan
 	slices.SortStableFunc(topics, func(a, b *TopicStats) int {
 		return cmp.Or(cmp.Compare(a.Hostname, b.Hostname), cmp.Compare(a.Node, b.Node), cmp.Compare(a.TopicName, b.TopicName))
 	})
-	return topics, channels, summarize("nsqd", len(addrs), errs)
+	return topics, channels, summarize(KindNSQD, len(addrs), errs)
 }
 
 // union returns the sorted, de-duplicated concatenation of lists; never
