@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/gzhttp"
+
 	"github.com/nsqx/nsqx/internal/clusterinfo"
 	"github.com/nsqx/nsqx/wire"
 )
@@ -90,7 +92,10 @@ func (s *Server) handler() http.Handler {
 	}))
 	h := cop.Handler(mux)
 
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Pages, API answers and assets are gzipped for clients that accept
+	// it; answers that already chose an encoding, like /metrics, pass
+	// through. The recorder sits inside, so it sees each handler's status.
+	return gzhttp.GzipHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &recorder{ResponseWriter: w, route: routeNone}
 		w = rec
 		start := time.Now()
@@ -105,7 +110,7 @@ func (s *Server) handler() http.Handler {
 			}
 		}()
 		h.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // routeLabel is a route's path for the metrics' route label. The base
