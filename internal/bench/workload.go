@@ -136,20 +136,21 @@ func startMeter(t Target) *meter {
 }
 
 // stop fills the rate and CPU figures of r from r.Messages.
-func (m *meter) stop(r *Result, size int) { m.stopAt(r, size, time.Since(m.start)) }
+func (m *meter) stop(r *Result, size int) { m.stopAt(r, size, time.Since(m.start), r.Messages) }
 
-// stopAt is stop with the elapsed time of the measured part given; the CPU
-// figures still cover everything up to now.
-func (m *meter) stopAt(r *Result, size int, elapsed time.Duration) {
+// stopAt is stop with the rate taken from the first rateMsgs messages,
+// which took elapsed; the CPU figures still cover all of r.Messages and
+// everything up to now.
+func (m *meter) stopAt(r *Result, size int, elapsed time.Duration, rateMsgs int64) {
 	r.Elapsed = elapsed
 	self := selfCPU() - m.self
 	srv, ok, err := m.t.Usage()
-	if r.Messages == 0 || r.Elapsed <= 0 {
+	if r.Messages == 0 || rateMsgs <= 0 || r.Elapsed <= 0 {
 		return
 	}
 	secs := r.Elapsed.Seconds()
-	r.MsgsPerSec = float64(r.Messages) / secs
-	r.MBPerSec = float64(r.Messages) * float64(size) / secs / 1e6
+	r.MsgsPerSec = float64(rateMsgs) / secs
+	r.MBPerSec = float64(rateMsgs) * float64(size) / secs / 1e6
 	if self > 0 {
 		r.BenchCPUPerMsg = float64(self.Microseconds()) / float64(r.Messages)
 	}
@@ -290,13 +291,23 @@ func runSub(ctx context.Context, cfg *Config, t Target, r *Result) error {
 	runCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var delivered, finFailed atomic.Int64
+	// The rate is that of the part of the backlog that exceeds what the
+	// consumers' RDY can hold: the last window is held by the server's
+	// output-buffer timeout (NSQ's, up to 250 ms), which is latency, not
+	// throughput, and would dominate a short run.
+	steady := cfg.Count - int64(len(cons)*rdy)
+	var steadyAt atomic.Int64 // ns after start; 0 until reached
+	var m *meter
 	onBatch := func(total int64) {
+		if steady > 0 && total >= steady && steadyAt.Load() == 0 {
+			steadyAt.CompareAndSwap(0, int64(time.Since(m.start)))
+		}
 		if total >= cfg.Count {
 			cancel()
 		}
 	}
 	g := group{cancel: cancel}
-	m := startMeter(t)
+	m = startMeter(t)
 	for _, c := range cons {
 		cs := &consumer{c: c, rdy: rdy, delivered: &delivered, finFailed: &finFailed, onBatch: onBatch}
 		g.Go(func() error { return cs.run(runCtx) })
@@ -306,7 +317,11 @@ func runSub(ctx context.Context, cfg *Config, t Target, r *Result) error {
 	r.Delivered = delivered.Load()
 	r.Messages = r.Delivered
 	r.FinFailed = finFailed.Load()
-	m.stop(r, cfg.Size)
+	if at := steadyAt.Load(); at > 0 {
+		m.stopAt(r, cfg.Size, time.Duration(at), steady)
+	} else {
+		m.stop(r, cfg.Size)
+	}
 	return err
 }
 
@@ -419,7 +434,7 @@ func runLatency(ctx context.Context, cfg *Config, t Target, r *Result) error {
 	// The rate is the publishing rate: the wait for late messages is not
 	// part of the run.
 	r.Messages = sent.Load()
-	m.stopAt(r, cfg.Size, elapsed)
+	m.stopAt(r, cfg.Size, elapsed, r.Messages)
 	r.Latency = percentiles(lat)
 	return err
 }
