@@ -673,3 +673,51 @@ func TestHTTPAuthStatsOpenByDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTPAuthAdminIdentity: with --auth-admin-identity, only those
+// identities may change the server over HTTP (PUT /config, /debug); any
+// accepted secret still reads /config, and publishing keeps its own rule.
+func TestHTTPAuthAdminIdentity(t *testing.T) {
+	t.Parallel()
+	as := startAuthServer(t)
+	as.allow("ops", 3600, pubSubAll) // identity id-ops
+	as.allow("app", 3600, pubSubAll) // identity id-app, same permissions
+	as.allow("none", 3600)           // accepted, no authorization
+	n := startAuthNSQD(t, []string{as.hostPort()}, func(c *nsqd.Config) { c.AuthAdminIdentities = []string{"id-ops"} })
+	base := "http://" + n.HTTPAddr
+	bearer := func(s string) []string { return []string{"Authorization", "Bearer " + s} }
+	logLevel := func() string {
+		t.Helper()
+		return httpRequest(t, "GET", base+"/config/log_level", nil, bearer("app")...).body
+	}
+	before := logLevel()
+
+	tests := []struct {
+		method, path, secret string
+		body                 any
+		status               int
+	}{
+		{"PUT", "/config/log_level", "app", "debug", 403},
+		{"PUT", "/config/log_level", "none", "debug", 403},
+		{"PUT", "/config/nsqlookupd_tcp_addresses", "app", `["127.0.0.1:1"]`, 403},
+		{"GET", "/debug/pprof/", "app", nil, 403},
+		{"POST", "/debug/freememory", "app", nil, 403},
+		{"GET", "/config/log_level", "app", nil, 200},
+		{"POST", "/pub?topic=t", "app", "m", 200},
+		{"GET", "/debug/pprof/", "ops", nil, 200},
+	}
+	for _, tt := range tests {
+		if r := httpRequest(t, tt.method, base+tt.path, tt.body, bearer(tt.secret)...); r.status != tt.status {
+			t.Errorf("%s %s as %s = %d %q, want %d", tt.method, tt.path, tt.secret, r.status, r.body, tt.status)
+		}
+	}
+	if got := logLevel(); got != before {
+		t.Fatalf("log_level changed to %s by a refused request (was %s)", got, before)
+	}
+	if r := httpRequest(t, "PUT", base+"/config/log_level", "debug", bearer("ops")...); r.status != 200 {
+		t.Fatalf("PUT /config/log_level as the admin = %d %q, want 200", r.status, r.body)
+	}
+	if got := logLevel(); got != "1" { // NSQ's number for debug
+		t.Errorf("log_level = %s after the admin set debug, want 1 (was %s)", got, before)
+	}
+}

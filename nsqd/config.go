@@ -38,6 +38,11 @@ type Config struct {
 	// AuthHTTPProtectStats makes GET /stats and /metrics need a secret too
 	// when auth is on (--auth-http-protect-stats, nsqx only).
 	AuthHTTPProtectStats bool
+	// AuthAdminIdentities, when set with auth on, are the auth-server
+	// identities that may change the server over HTTP: PUT /config and
+	// /debug (--auth-admin-identity, nsqx only). Unset, any accepted
+	// secret may, as NSQ's permissions know no administrator.
+	AuthAdminIdentities []string
 
 	DataPath        string        // --data-path
 	MemQueueSize    int64         // --mem-queue-size
@@ -192,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TCPAddress == "" {
 		bad("tcp-address", "must not be empty")
+	}
+	if len(c.AuthAdminIdentities) > 0 && len(c.AuthHTTPAddresses) == 0 {
+		bad("auth-admin-identity", "needs --auth-http-address (identities come from the auth server)")
 	}
 	if c.DataPath == "" {
 		bad("data-path", "must not be empty")

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,7 +25,8 @@ import (
 //   - /channel/* need "subscribe" on the topic and channel (NSQ's SUB rule);
 //   - everything else (/stats, /config, /debug) needs a secret the auth
 //     server accepts with at least one authorization: NSQ's permissions
-//     know no administrator.
+//     know no administrator. With --auth-admin-identity, what changes the
+//     server (PUT /config, /debug) needs one of those identities instead.
 //
 // A request whose topic or channel parameter is missing is checked for the
 // secret only; the handler then refuses it without changing anything.
@@ -44,10 +46,13 @@ const (
 	authAny                           // any accepted secret
 	authPublish                       // publish on ?topic=
 	authSubscribe                     // subscribe on ?topic= and ?channel=
+	authAdmin                         // an admin identity, when any is configured
 )
 
 func httpAuthRuleFor(method, path string, protectStats bool) httpAuthRule {
 	switch {
+	case strings.HasPrefix(path, "/config/") && method != http.MethodGet, strings.HasPrefix(path, "/debug/"):
+		return authAdmin
 	case (path == "/ping" || path == "/info") && method == http.MethodGet:
 		return authOpen
 	case (path == "/stats" || path == "/metrics") && method == http.MethodGet && !protectStats:
@@ -129,7 +134,11 @@ func (a *httpAPI) authorize(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	allowed := len(st.rules) > 0
-	if allowed && rule != authAny {
+	if rule == authAdmin {
+		if admins := a.s.cfg.AuthAdminIdentities; len(admins) > 0 {
+			allowed = slices.Contains(admins, st.identity)
+		}
+	} else if allowed && rule != authAny {
 		// The handlers read the parameters with the same parser.
 		params, err := parseQuery(r.URL.RawQuery)
 		topic, hasTopic := params.get("topic")

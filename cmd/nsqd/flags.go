@@ -68,6 +68,7 @@ func newFlagSet(cfg *nsqd.Config) *flag.FlagSet {
 	fs.Var(cliconfig.StringList{V: &cfg.AuthHTTPAddresses}, "auth-http-address", "auth server `address`, host:port or a full URL; repeat or separate with commas (TOML key: auth_http_addresses)")
 	fs.StringVar(&cfg.AuthHTTPRequestMethod, "auth-http-request-method", cfg.AuthHTTPRequestMethod, "HTTP method of auth queries: get or post")
 	fs.BoolVar(&cfg.AuthHTTPProtectStats, "auth-http-protect-stats", cfg.AuthHTTPProtectStats, "with auth on, GET /stats and /metrics need a secret too (nsqx; NSQ's monitoring tools send none)")
+	fs.Var(cliconfig.StringList{V: &cfg.AuthAdminIdentities}, "auth-admin-identity", "with auth on, only this auth-server `identity` may PUT /config or use /debug over HTTP; repeat or separate with commas (nsqx; unset: any accepted secret)")
 
 	// disk queue
 	fs.StringVar(&cfg.DataPath, "data-path", cfg.DataPath, "directory for queue files and metadata; the working directory by default")

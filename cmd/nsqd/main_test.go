@@ -78,6 +78,7 @@ func TestFlagDefaults(t *testing.T) {
 		"auth-http-address":                  "",
 		"auth-http-request-method":           "get",
 		"auth-http-protect-stats":            "false",
+		"auth-admin-identity":                "",
 		"data-path":                          def.DataPath,
 		"mem-queue-size":                     "10000",
 		"max-bytes-per-file":                 "104857600",
@@ -175,6 +176,9 @@ func TestFlagsReachConfig(t *testing.T) {
 		{[]string{"--auth-http-address=a:4181", "--auth-http-address=https://b/auth"}, func(c *nsqd.Config) { c.AuthHTTPAddresses = []string{"a:4181", "https://b/auth"} }},
 		{[]string{"--auth-http-request-method=post"}, func(c *nsqd.Config) { c.AuthHTTPRequestMethod = "post" }},
 		{[]string{"--auth-http-protect-stats"}, func(c *nsqd.Config) { c.AuthHTTPProtectStats = true }},
+		{[]string{"--auth-http-address=a:4181", "--auth-admin-identity=ops,oncall"}, func(c *nsqd.Config) {
+			c.AuthHTTPAddresses, c.AuthAdminIdentities = []string{"a:4181"}, []string{"ops", "oncall"}
+		}},
 		{[]string{"--data-path=/var/lib/nsq"}, func(c *nsqd.Config) { c.DataPath = "/var/lib/nsq" }},
 		{[]string{"--mem-queue-size=0"}, func(c *nsqd.Config) { c.MemQueueSize = 0 }},
 		{[]string{"--max-bytes-per-file=4096"}, func(c *nsqd.Config) { c.MaxBytesPerFile = 4096 }},
@@ -482,6 +486,7 @@ func TestInvalid(t *testing.T) {
 		{[]string{"--node-id=-1"}, nil, []string{"--node-id"}},
 		{[]string{"--tls-min-version=ssl3.0"}, nil, []string{"-tls-min-version", "ssl3.0"}},
 		{[]string{"--auth-http-request-method=put"}, nil, []string{"--auth-http-request-method", "put"}},
+		{[]string{"--auth-admin-identity=ops"}, nil, []string{"--auth-admin-identity", "--auth-http-address"}},
 		{[]string{"--log-level=loud"}, nil, []string{"-log-level", "loud"}},
 		{[]string{"--log-format=xml"}, nil, []string{"-log-format", "xml"}},
 		{[]string{"--tls-required=maybe"}, nil, []string{"-tls-required", "maybe"}},
