@@ -167,7 +167,6 @@ func TestInvalid(t *testing.T) {
 		{"positional argument", []string{"extra"}, nil, `unexpected argument "extra"`},
 		{"bad env value", nil, []string{"NSQLOOKUPD_INACTIVE_PRODUCER_TIMEOUT=never"}, "NSQLOOKUPD_INACTIVE_PRODUCER_TIMEOUT"},
 		{"missing config file", []string{"--config=" + missing}, nil, "missing.cfg"},
-		{"unknown file key", []string{"--config=" + writeFile(t, "mem_queue_size = 1\n")}, nil, "unknown option(s) mem_queue_size"},
 		{"bad file value", []string{"--config=" + writeFile(t, "tombstone_lifetime = \"x\"\n")}, nil, "tombstone_lifetime"},
 		{"bad toml", []string{"--config=" + writeFile(t, "tcp_address = \n")}, nil, "nsqlookupd.cfg"},
 		{"listen fails", []string{"--tcp-address=256.0.0.1:1"}, nil, "listen --tcp-address 256.0.0.1:1"},
@@ -185,6 +184,21 @@ func TestInvalid(t *testing.T) {
 				t.Errorf("serve(%q, %q) stderr = %q, want a line containing %q", args, tc.env, stderr.String(), tc.want)
 			}
 		})
+	}
+}
+
+// TestUnknownFileKey: a config file key that names no flag is ignored, as
+// NSQ ignores it, and named in a warning.
+func TestUnknownFileKey(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	args := []string{"--tcp-address=127.0.0.1:0", "--http-address=127.0.0.1:0", "--config=" + writeFile(t, "mem_queue_size = 1\ntombstone_lifetime = \"10s\"\n")}
+	if code := serve(ctx, args, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("serve(%q) = %d, want 0; stderr %q", args, code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "level=WARN") || !strings.Contains(stderr.String(), "options=mem_queue_size") {
+		t.Errorf("stderr = %q, want a warning naming mem_queue_size", stderr.String())
 	}
 }
 

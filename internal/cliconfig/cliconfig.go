@@ -41,6 +41,11 @@ type Layers struct {
 	// Environ is the environment as os.Environ returns it; nil means
 	// os.Environ().
 	Environ []string
+	// OnUnknown, when set, receives the keys of the TOML file that name no
+	// flag, sorted, and Apply goes on without them (NSQ's daemons ignore
+	// such keys, so a config file NSQ accepts must start nsqx too). When
+	// nil, unknown keys are an error.
+	OnUnknown func(file string, keys []string)
 }
 
 // Key returns the TOML key of a flag.
@@ -59,7 +64,7 @@ func (l Layers) EnvName(flagName string) string {
 // Apply parses args into fs, then fills every flag not set on the command
 // line from the environment, then from the TOML file named by the flag
 // configFlag (if that flag exists and is non-empty). Unknown keys in the file
-// are an error, so a typo does not silently fall back to a default.
+// go to OnUnknown, or are an error without it.
 func (l Layers) Apply(fs *flag.FlagSet, args []string, configFlag string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,7 +110,10 @@ func (l Layers) Apply(fs *flag.FlagSet, args []string, configFlag string) error 
 		}
 		if len(unknown) > 0 {
 			sort.Strings(unknown)
-			return fmt.Errorf("config file %s: unknown option(s) %s", fileName, strings.Join(unknown, ", "))
+			if l.OnUnknown == nil {
+				return fmt.Errorf("config file %s: unknown option(s) %s", fileName, strings.Join(unknown, ", "))
+			}
+			l.OnUnknown(fileName, unknown)
 		}
 	}
 

@@ -116,3 +116,24 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOnUnknown: with OnUnknown set, unknown keys are reported, sorted,
+// and the known ones still apply.
+func TestOnUnknown(t *testing.T) {
+	var o opts
+	file := writeFile(t, "zeta = 1\nmem_queue_size = 7\nalpha = 'x'\n")
+	var gotFile string
+	var gotKeys []string
+	l := layers
+	l.Environ = []string{}
+	l.OnUnknown = func(f string, keys []string) { gotFile, gotKeys = f, keys }
+	if err := l.Apply(flags(&o), []string{"--config=" + file}, "config"); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if gotFile != file || strings.Join(gotKeys, ",") != "alpha,zeta" {
+		t.Errorf("OnUnknown(%q, %q), want (%q, [alpha zeta])", gotFile, gotKeys, file)
+	}
+	if o.n != 7 {
+		t.Errorf("mem_queue_size = %d, want 7", o.n)
+	}
+}

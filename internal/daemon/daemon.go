@@ -68,7 +68,7 @@ func (a *App[C]) Main(args []string, stdout, stderr io.Writer) int {
 // ctx ends, and returns the exit code: 0 after a clean shutdown, -h or
 // --version, 1 on any error.
 func (a *App[C]) Serve(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	cfg, fs, showVersion, err := a.parse(args, environ)
+	cfg, fs, showVersion, unknown, err := a.parse(args, environ)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		w := stdout
@@ -92,6 +92,10 @@ func (a *App[C]) Serve(ctx context.Context, args, environ []string, stdout, stde
 		a.printError(stderr, err)
 		return 1
 	}
+	if unknown != nil {
+		log.Warn("config file options that name no flag are ignored, as NSQ ignores them; check them for typos",
+			"file", unknown.file, "options", strings.Join(unknown.keys, ","))
+	}
 	srv, err := a.New(cfg, log)
 	if err != nil {
 		a.printError(stderr, err)
@@ -109,7 +113,7 @@ func (a *App[C]) Serve(ctx context.Context, args, environ []string, stdout, stde
 // Serve would run it. It returns flag.ErrHelp for -h and ignores
 // --version.
 func (a *App[C]) Load(args, environ []string) (C, error) {
-	cfg, _, _, err := a.parse(args, environ)
+	cfg, _, _, _, err := a.parse(args, environ)
 	if err != nil {
 		var zero C
 		return zero, err
@@ -117,10 +121,16 @@ func (a *App[C]) Load(args, environ []string) (C, error) {
 	return cfg, nil
 }
 
-// parse is Load that also returns the flag set, for the usage text, and
+// unknownKeys are the --config file's keys that name no flag.
+type unknownKeys struct {
+	file string
+	keys []string
+}
+
+// parse is Load that also returns the flag set, for the usage text,
 // whether --version was given, which it reports even when the
-// configuration is invalid.
-func (a *App[C]) parse(args, environ []string) (cfg C, fs *flag.FlagSet, showVersion bool, err error) {
+// configuration is invalid, and the config file's unknown keys, if any.
+func (a *App[C]) parse(args, environ []string) (cfg C, fs *flag.FlagSet, showVersion bool, unknown *unknownKeys, err error) {
 	cfg, fs = a.Flags()
 	fs.SetOutput(io.Discard) // errors are printed once, by Serve
 
@@ -133,12 +143,13 @@ func (a *App[C]) parse(args, environ []string) (cfg C, fs *flag.FlagSet, showVer
 	if l.Environ == nil {
 		l.Environ = []string{} // nil would mean os.Environ()
 	}
+	l.OnUnknown = func(file string, keys []string) { unknown = &unknownKeys{file, keys} }
 	err = l.Apply(fs, args, "config")
 	showVersion = fs.Lookup("version").Value.(flag.Getter).Get().(bool)
 	if err != nil {
-		return cfg, fs, showVersion, err
+		return cfg, fs, showVersion, unknown, err
 	}
-	return cfg, fs, showVersion, a.Validate(cfg)
+	return cfg, fs, showVersion, unknown, a.Validate(cfg)
 }
 
 // printError writes err, one Name + ": " line per line of it.
