@@ -27,7 +27,8 @@
 //
 // In-flight messages are threaded into one list per consumer in deadline
 // order (a consumer's deadlines are its delivery times plus its own
-// msg_timeout), so FIN, REQ and TOUCH are a map lookup and an unlink;
+// msg_timeout), so FIN, REQ and TOUCH are a lookup in an open-addressing
+// table of IDs (idTable) and an unlink;
 // deferred messages live in a per-channel heap by due time. One scanner
 // goroutine per Server wakes at the earliest deadline of any channel.
 //
