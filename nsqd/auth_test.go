@@ -397,6 +397,14 @@ func TestProtocolAuthTTL(t *testing.T) {
 	as.allow("s", 1, pubSubAll)
 	n := startAuthNSQD(t, []string{as.hostPort()}, nil)
 
+	// dialAuthed connects and AUTHs with secret "s", skipping the reply.
+	dialAuthed := func(t *testing.T) *rawConn {
+		t.Helper()
+		c := dialRawConn(t, n.TCPAddr)
+		c.write(authCmd("s"))
+		c.frame()
+		return c
+	}
 	// pubUntilRefused publishes every 50 ms until the server refuses and
 	// returns the refusal and how long it took.
 	pubUntilRefused := func(c *rawConn) (string, time.Duration) {
@@ -414,9 +422,7 @@ func TestProtocolAuthTTL(t *testing.T) {
 	}
 
 	t.Run("grant withdrawn", func(t *testing.T) {
-		c := dialRawConn(t, n.TCPAddr)
-		c.write(authCmd("s"))
-		c.frame()
+		c := dialAuthed(t)
 		before := as.count()
 		c.send("PUB", []byte("x"), "t")
 		c.expect("OK")
@@ -435,9 +441,7 @@ func TestProtocolAuthTTL(t *testing.T) {
 	})
 	t.Run("server gone", func(t *testing.T) {
 		as.allow("s", 1, pubSubAll)
-		c := dialRawConn(t, n.TCPAddr)
-		c.write(authCmd("s"))
-		c.frame()
+		c := dialAuthed(t)
 		as.set("s", http.StatusServiceUnavailable, "down")
 		if refusal, _ := pubUntilRefused(c); refusal != "E_AUTH_FAILED AUTH failed" {
 			t.Errorf("refusal %q", refusal)
@@ -446,9 +450,7 @@ func TestProtocolAuthTTL(t *testing.T) {
 	})
 	t.Run("renewed", func(t *testing.T) {
 		as.allow("s", 1, pubSubAll)
-		c := dialRawConn(t, n.TCPAddr)
-		c.write(authCmd("s"))
-		c.frame()
+		c := dialAuthed(t)
 		before := as.count()
 		nsqtest.Eventually(t, 5*time.Second, "a re-query after the TTL", func() bool {
 			c.send("PUB", []byte("x"), "t")

@@ -102,7 +102,7 @@ func drainChannel(t *testing.T, n *nsqtest.NSQD, topic, channel string, within t
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetLogger(newDurLogger(t), nsq.LogLevelWarning)
+	c.SetLogger(newGoNSQLogger(t), nsq.LogLevelWarning)
 	var mu sync.Mutex
 	got := map[string]int{}
 	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
@@ -261,33 +261,6 @@ func checkDelivered(t *testing.T, got map[string]int, want []string) {
 }
 
 const corruptTopic = "corrupt"
-
-// durLogger sends go-nsq's log lines to the test's output while the test
-// runs and drops them afterwards (go-nsq's goroutines can outlive it).
-type durLogger struct {
-	mu   sync.Mutex
-	w    io.Writer
-	done bool
-}
-
-func newDurLogger(t *testing.T) *durLogger {
-	l := &durLogger{w: t.Output()}
-	t.Cleanup(func() {
-		l.mu.Lock()
-		l.done = true
-		l.mu.Unlock()
-	})
-	return l
-}
-
-func (l *durLogger) Output(_ int, s string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		fmt.Fprintln(l.w, s)
-	}
-	return nil
-}
 
 // TestCorruptSegments damages a durable topic's segment files in one way
 // per case, restarts nsqd, and checks that exactly the damaged records are
@@ -762,7 +735,7 @@ func TestCorruptREQJournal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.SetLogger(newDurLogger(t), nsq.LogLevelWarning)
+			c.SetLogger(newGoNSQLogger(t), nsq.LogLevelWarning)
 			c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
 				mu.Lock()
 				defer mu.Unlock()

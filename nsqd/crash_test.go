@@ -150,17 +150,22 @@ func (p *nsqdProc) start() {
 	}
 }
 
-// kill sends SIGKILL and waits for the process to go. It fails the test if
-// nsqd had already exited by itself.
-func (p *nsqdProc) kill() {
-	t := p.t
-	t.Helper()
+// mustBeRunning fails the test if nsqd has exited by itself.
+func (p *nsqdProc) mustBeRunning() {
+	p.t.Helper()
 	select {
 	case err := <-p.exited:
 		p.cmd = nil
-		t.Fatalf("nsqd exited by itself: %v\n%s", err, p.logTail())
+		p.t.Fatalf("nsqd exited by itself: %v\n%s", err, p.logTail())
 	default:
 	}
+}
+
+// kill sends SIGKILL and waits for the process to go. It fails the test if
+// nsqd had already exited by itself.
+func (p *nsqdProc) kill() {
+	p.t.Helper()
+	p.mustBeRunning()
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 	p.cmd = nil
@@ -169,14 +174,8 @@ func (p *nsqdProc) kill() {
 // termKill sends SIGTERM and, unless nsqd is gone by then, SIGKILL after
 // d: a kill in the middle of a clean shutdown.
 func (p *nsqdProc) termKill(d time.Duration) {
-	t := p.t
-	t.Helper()
-	select {
-	case err := <-p.exited:
-		p.cmd = nil
-		t.Fatalf("nsqd exited by itself: %v\n%s", err, p.logTail())
-	default:
-	}
+	p.t.Helper()
+	p.mustBeRunning()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -805,7 +804,7 @@ func TestCleanShutdownKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr.SetLogger(newDurLogger(t), nsq.LogLevelWarning)
+	pr.SetLogger(newGoNSQLogger(t), nsq.LogLevelWarning)
 	defer pr.Stop()
 	dues := map[uint64]int64{} // every message: id → DPUB due time (0: none)
 	var id uint64
@@ -870,7 +869,7 @@ func TestCleanShutdownKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1.SetLogger(newDurLogger(t), nsq.LogLevelError)
+	c1.SetLogger(newGoNSQLogger(t), nsq.LogLevelError)
 	c1.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
 		m.DisableAutoResponse()
 		mid, _, ok := parseCrashBody(m.Body)
@@ -939,7 +938,7 @@ func TestCleanShutdownKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2.SetLogger(newDurLogger(t), nsq.LogLevelError)
+	c2.SetLogger(newGoNSQLogger(t), nsq.LogLevelError)
 	c2.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
 		mid, _, ok := parseCrashBody(m.Body)
 		mu.Lock()
@@ -1067,7 +1066,7 @@ func TestCrashImageREQJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.SetLogger(newDurLogger(t), nsq.LogLevelWarning)
+	c.SetLogger(newGoNSQLogger(t), nsq.LogLevelWarning)
 	c.AddHandler(nsq.HandlerFunc(func(m *nsq.Message) error {
 		if deliveries.Add(1) == 1 {
 			m.DisableAutoResponse()

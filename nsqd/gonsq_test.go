@@ -191,6 +191,48 @@ func (in inbox) bodies(t *testing.T, n int, d time.Duration) []string {
 	return out
 }
 
+// startInbox starts a consumer of topic/channel on n with one handler
+// goroutine that records into a new inbox (held: see inbox.handler), and
+// waits until it is ready.
+func startInbox(t *testing.T, n *nsqtest.NSQD, topic, channel string, cfg *nsq.Config, hold bool) inbox {
+	t.Helper()
+	in := newInbox()
+	startConsumer(t, n.TCPAddr, topic, channel, cfg, 1, in.handler(hold))
+	waitReady(t, n, topic, channel, 1)
+	return in
+}
+
+// withMaxInFlight is go-nsq's default config with MaxInFlight k.
+func withMaxInFlight(k int) *nsq.Config {
+	cfg := nsq.NewConfig()
+	cfg.MaxInFlight = k
+	return cfg
+}
+
+// withMsgTimeout is go-nsq's default config with MsgTimeout d.
+func withMsgTimeout(d time.Duration) *nsq.Config {
+	cfg := nsq.NewConfig()
+	cfg.MsgTimeout = d
+	return cfg
+}
+
+// publish publishes body to topic, failing the test on an error.
+func publish(t *testing.T, p *nsq.Producer, topic string, body []byte) {
+	t.Helper()
+	if err := p.Publish(topic, body); err != nil {
+		t.Fatalf("Publish(%q, %q) = %v", topic, body, err)
+	}
+}
+
+// multiPublish publishes bodies to topic in one MPUB, failing the test on
+// an error.
+func multiPublish(t *testing.T, p *nsq.Producer, topic string, bodies [][]byte) {
+	t.Helper()
+	if err := p.MultiPublish(topic, bodies); err != nil {
+		t.Fatalf("MultiPublish(%q, %d messages) = %v", topic, len(bodies), err)
+	}
+}
+
 // poll polls cond every 10 ms until it holds (true) or d passes (false).
 func poll(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
@@ -319,16 +361,12 @@ func TestGoNSQPublishConsume(t *testing.T) {
 	t.Parallel()
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	startConsumer(t, n.TCPAddr, "pubsub", "ch", nil, 1, in.handler(false))
-	waitReady(t, n, "pubsub", "ch", 1)
+	in := startInbox(t, n, "pubsub", "ch", nil, false)
 
 	msgs := numbered("pub-", 10)
 	before := time.Now()
 	for _, b := range msgs {
-		if err := p.Publish("pubsub", b); err != nil {
-			t.Fatalf("Publish(%q) = %v", b, err)
-		}
+		publish(t, p, "pubsub", b)
 	}
 	after := time.Now()
 	var got []string
@@ -371,16 +409,10 @@ func TestGoNSQMultiPublish(t *testing.T) {
 	t.Parallel()
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 20
-	startConsumer(t, n.TCPAddr, "mpub", "ch", cfg, 1, in.handler(false))
-	waitReady(t, n, "mpub", "ch", 1)
+	in := startInbox(t, n, "mpub", "ch", withMaxInFlight(20), false)
 
 	msgs := numbered("mpub-", 100)
-	if err := p.MultiPublish("mpub", msgs); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "mpub", msgs)
 	checkSet(t, in.bodies(t, len(msgs), 5*time.Second), msgs)
 	cs := waitSettled(t, n, "mpub", "ch", uint64(len(msgs)))
 	if m, _ := sumClients(cs); m != uint64(len(msgs)) {
@@ -402,19 +434,13 @@ func TestGoNSQDeferredPublish(t *testing.T) {
 	const delay = time.Second
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 5
-	startConsumer(t, n.TCPAddr, "dpub", "ch", cfg, 1, in.handler(false))
-	waitReady(t, n, "dpub", "ch", 1)
+	in := startInbox(t, n, "dpub", "ch", withMaxInFlight(5), false)
 
 	start := time.Now()
 	if err := p.DeferredPublish("dpub", delay, []byte("later")); err != nil {
 		t.Fatalf("DeferredPublish = %v", err)
 	}
-	if err := p.Publish("dpub", []byte("now")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	publish(t, p, "dpub", []byte("now"))
 	if r := in.next(t, 5*time.Second, "the immediate message"); string(r.msg.Body) != "now" {
 		t.Fatalf("first message = %q, want %q (the deferred one came early)", r.msg.Body, "now")
 	}
@@ -475,14 +501,10 @@ func TestGoNSQRequeueDelay(t *testing.T) {
 			t.Parallel()
 			n := nsqtest.StartNSQD(t, nil)
 			p := newProducer(t, n.TCPAddr)
-			in := newInbox()
 			cfg := nsq.NewConfig()
 			cfg.BackoffMultiplier = 10 * time.Millisecond
-			startConsumer(t, n.TCPAddr, "req", "ch", cfg, 1, in.handler(true))
-			waitReady(t, n, "req", "ch", 1)
-			if err := p.Publish("req", []byte("again")); err != nil {
-				t.Fatalf("Publish = %v", err)
-			}
+			in := startInbox(t, n, "req", "ch", cfg, true)
+			publish(t, p, "req", []byte("again"))
 
 			first := in.next(t, 5*time.Second, "first delivery")
 			if first.msg.Attempts != 1 {
@@ -523,14 +545,8 @@ func TestGoNSQTouch(t *testing.T) {
 	t.Parallel()
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MsgTimeout = time.Second
-	startConsumer(t, n.TCPAddr, "touch", "ch", cfg, 1, in.handler(true))
-	waitReady(t, n, "touch", "ch", 1)
-	if err := p.Publish("touch", []byte("slow")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	in := startInbox(t, n, "touch", "ch", withMsgTimeout(time.Second), true)
+	publish(t, p, "touch", []byte("slow"))
 	r := in.next(t, 5*time.Second, "delivery")
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -560,15 +576,9 @@ func TestGoNSQTouchCapped(t *testing.T) {
 	const maxTimeout = 1500 * time.Millisecond
 	n := nsqtest.StartNSQD(t, func(c *nsqd.Config) { c.MaxMsgTimeout = maxTimeout })
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MsgTimeout = time.Second
-	startConsumer(t, n.TCPAddr, "touchcap", "ch", cfg, 1, in.handler(true))
-	waitReady(t, n, "touchcap", "ch", 1)
+	in := startInbox(t, n, "touchcap", "ch", withMsgTimeout(time.Second), true)
 	start := time.Now()
-	if err := p.Publish("touchcap", []byte("slow")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	publish(t, p, "touchcap", []byte("slow"))
 	first := in.next(t, 5*time.Second, "delivery")
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -602,15 +612,9 @@ func TestGoNSQTimeout(t *testing.T) {
 	t.Parallel()
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MsgTimeout = time.Second
-	startConsumer(t, n.TCPAddr, "timeout", "ch", cfg, 1, in.handler(true))
-	waitReady(t, n, "timeout", "ch", 1)
+	in := startInbox(t, n, "timeout", "ch", withMsgTimeout(time.Second), true)
 	start := time.Now()
-	if err := p.Publish("timeout", []byte("lost")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	publish(t, p, "timeout", []byte("lost"))
 	first := in.next(t, 5*time.Second, "delivery")
 	if first.msg.Attempts != 1 {
 		t.Fatalf("first delivery Attempts = %d, want 1", first.msg.Attempts)
@@ -644,11 +648,9 @@ func TestGoNSQMaxInFlight(t *testing.T) {
 	var mu sync.Mutex
 	var held []*nsq.Message
 	recv, fins, peak := 0, 0, 0
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = window
 	// More handler goroutines than the window, so an overshoot would be
 	// handed to us rather than queue inside go-nsq.
-	startConsumer(t, n.TCPAddr, "mif", "ch", cfg, 2*window, func(m *nsq.Message) error {
+	startConsumer(t, n.TCPAddr, "mif", "ch", withMaxInFlight(window), 2*window, func(m *nsq.Message) error {
 		m.DisableAutoResponse()
 		mu.Lock()
 		defer mu.Unlock()
@@ -658,9 +660,7 @@ func TestGoNSQMaxInFlight(t *testing.T) {
 		return nil
 	})
 	waitReady(t, n, "mif", "ch", 1)
-	if err := p.MultiPublish("mif", numbered("mif-", total)); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "mif", numbered("mif-", total))
 	for round := 0; ; round++ {
 		mu.Lock()
 		done := fins == total
@@ -722,9 +722,7 @@ func TestGoNSQConsumersShareChannel(t *testing.T) {
 	per := make([]int, consumers)
 	all := make(chan struct{})
 	for i := range consumers {
-		cfg := nsq.NewConfig()
-		cfg.MaxInFlight = 10
-		startConsumer(t, n.TCPAddr, "share", "ch", cfg, 1, func(m *nsq.Message) error {
+		startConsumer(t, n.TCPAddr, "share", "ch", withMaxInFlight(10), 1, func(m *nsq.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
 			seen[string(m.Body)]++
@@ -737,9 +735,7 @@ func TestGoNSQConsumersShareChannel(t *testing.T) {
 	}
 	waitReady(t, n, "share", "ch", consumers)
 	msgs := numbered("share-", total)
-	if err := p.MultiPublish("share", msgs); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "share", msgs)
 	select {
 	case <-all:
 	case <-time.After(10 * time.Second):
@@ -774,23 +770,12 @@ func TestGoNSQChannels(t *testing.T) {
 	channels := []string{"a", "b", "c"}
 	inboxes := map[string]inbox{}
 	for _, ch := range channels {
-		in := newInbox()
-		inboxes[ch] = in
-		cfg := nsq.NewConfig()
-		cfg.MaxInFlight = 50
-		startConsumer(t, n.TCPAddr, "fanout", ch, cfg, 1, in.handler(false))
-	}
-	for _, ch := range channels {
-		waitReady(t, n, "fanout", ch, 1)
+		inboxes[ch] = startInbox(t, n, "fanout", ch, withMaxInFlight(50), false)
 	}
 	msgs := numbered("fan-", total)
-	if err := p.MultiPublish("fanout", msgs[:total/2]); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "fanout", msgs[:total/2])
 	for _, b := range msgs[total/2:] {
-		if err := p.Publish("fanout", b); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, "fanout", b)
 	}
 	for _, ch := range channels {
 		t.Run(ch, func(t *testing.T) {
@@ -812,9 +797,7 @@ func TestGoNSQEphemeral(t *testing.T) {
 		in := newInbox()
 		c := startConsumer(t, n.TCPAddr, "durable", "tmp#ephemeral", nil, 1, in.handler(false))
 		waitReady(t, n, "durable", "tmp#ephemeral", 1)
-		if err := p.Publish("durable", []byte("x")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, "durable", []byte("x"))
 		in.next(t, 5*time.Second, "message on the ephemeral channel")
 		stopConsumer(t, c)
 		nsqtest.Eventually(t, 5*time.Second, "ephemeral channel deleted", func() bool {
@@ -835,9 +818,7 @@ func TestGoNSQEphemeral(t *testing.T) {
 		b := startConsumer(t, n.TCPAddr, topic, "b#ephemeral", nil, 1, inb.handler(false))
 		waitReady(t, n, topic, "a#ephemeral", 1)
 		waitReady(t, n, topic, "b#ephemeral", 1)
-		if err := p.Publish(topic, []byte("x")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, topic, []byte("x"))
 		ina.next(t, 5*time.Second, "message on channel a")
 		inb.next(t, 5*time.Second, "message on channel b")
 
@@ -931,18 +912,12 @@ func TestGoNSQPause(t *testing.T) {
 			t.Parallel()
 			n := nsqtest.StartNSQD(t, nil)
 			p := newProducer(t, n.TCPAddr)
-			in := newInbox()
-			cfg := nsq.NewConfig()
-			cfg.MaxInFlight = 10
-			startConsumer(t, n.TCPAddr, "pause", "ch", cfg, 1, in.handler(false))
-			waitReady(t, n, "pause", "ch", 1)
+			in := startInbox(t, n, "pause", "ch", withMaxInFlight(10), false)
 
 			target := tc.target(t, n)
 			target.Pause()
 			msgs := numbered("paused-", 5)
-			if err := p.MultiPublish("pause", msgs); err != nil {
-				t.Fatalf("MultiPublish = %v", err)
-			}
+			multiPublish(t, p, "pause", msgs)
 			nsqtest.Eventually(t, 2*time.Second, "messages held while paused", func() bool {
 				ts, _ := topicStats(n, "pause")
 				cs, _ := channelStats(n, "pause", "ch")
@@ -977,9 +952,7 @@ func TestGoNSQEmpty(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := newProducer(t, n.TCPAddr)
-		if err := p.MultiPublish("empty", numbered("old-", 20)); err != nil {
-			t.Fatalf("MultiPublish = %v", err)
-		}
+		multiPublish(t, p, "empty", numbered("old-", 20))
 		if cs := mustChannelStats(t, n, "empty", "ch"); cs.Depth != 20 {
 			t.Fatalf("depth before Empty = %d, want 20", cs.Depth)
 		}
@@ -987,12 +960,8 @@ func TestGoNSQEmpty(t *testing.T) {
 		if cs := mustChannelStats(t, n, "empty", "ch"); cs.Depth != 0 {
 			t.Fatalf("depth after Empty = %d, want 0", cs.Depth)
 		}
-		in := newInbox()
-		startConsumer(t, n.TCPAddr, "empty", "ch", nil, 1, in.handler(false))
-		waitReady(t, n, "empty", "ch", 1)
-		if err := p.Publish("empty", []byte("new")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		in := startInbox(t, n, "empty", "ch", nil, false)
+		publish(t, p, "empty", []byte("new"))
 		if r := in.next(t, 5*time.Second, "message published after Empty"); string(r.msg.Body) != "new" {
 			t.Fatalf("got %q, want %q: emptied message delivered", r.msg.Body, "new")
 		}
@@ -1005,12 +974,8 @@ func TestGoNSQEmpty(t *testing.T) {
 		t.Parallel()
 		n := nsqtest.StartNSQD(t, nil)
 		p := newProducer(t, n.TCPAddr)
-		in := newInbox()
-		startConsumer(t, n.TCPAddr, "emptyif", "ch", nil, 1, in.handler(true))
-		waitReady(t, n, "emptyif", "ch", 1)
-		if err := p.MultiPublish("emptyif", [][]byte{[]byte("a"), []byte("b")}); err != nil {
-			t.Fatalf("MultiPublish = %v", err)
-		}
+		in := startInbox(t, n, "emptyif", "ch", nil, true)
+		multiPublish(t, p, "emptyif", [][]byte{[]byte("a"), []byte("b")})
 		a := in.next(t, 5*time.Second, "first message")
 		nsqtest.Eventually(t, 2*time.Second, "one in flight, one queued", func() bool {
 			cs, _ := channelStats(n, "emptyif", "ch")
@@ -1026,9 +991,7 @@ func TestGoNSQEmpty(t *testing.T) {
 		}
 		// The consumer's credit (MaxInFlight 1) is back although it never
 		// answered the emptied message.
-		if err := p.Publish("emptyif", []byte("c")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, "emptyif", []byte("c"))
 		c := in.next(t, 5*time.Second, "message after Empty")
 		if string(c.msg.Body) != "c" {
 			t.Fatalf("got %q, want %q", c.msg.Body, "c")
@@ -1066,12 +1029,8 @@ func TestGoNSQDelete(t *testing.T) {
 		t.Parallel()
 		n := nsqtest.StartNSQD(t, nil)
 		p := newProducer(t, n.TCPAddr)
-		in := newInbox()
-		startConsumer(t, n.TCPAddr, "doomed", "ch", newCfg(), 1, in.handler(false))
-		waitReady(t, n, "doomed", "ch", 1)
-		if err := p.Publish("doomed", []byte("before")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		in := startInbox(t, n, "doomed", "ch", newCfg(), false)
+		publish(t, p, "doomed", []byte("before"))
 		in.next(t, 5*time.Second, "message before delete")
 		old := remoteAddrs(mustChannelStats(t, n, "doomed", "ch"))
 
@@ -1085,9 +1044,7 @@ func TestGoNSQDelete(t *testing.T) {
 		if cs := mustChannelStats(t, n, "doomed", "ch"); cs.MessageCount != 0 || cs.Depth != 0 {
 			t.Errorf("recreated channel: message_count %d depth %d, want 0 0 (old messages deleted)", cs.MessageCount, cs.Depth)
 		}
-		if err := p.Publish("doomed", []byte("after")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, "doomed", []byte("after"))
 		if r := in.next(t, 5*time.Second, "message after delete"); string(r.msg.Body) != "after" {
 			t.Errorf("got %q, want %q", r.msg.Body, "after")
 		}
@@ -1096,11 +1053,8 @@ func TestGoNSQDelete(t *testing.T) {
 		t.Parallel()
 		n := nsqtest.StartNSQD(t, nil)
 		p := newProducer(t, n.TCPAddr)
-		ina, inb := newInbox(), newInbox()
-		startConsumer(t, n.TCPAddr, "prune", "a", newCfg(), 1, ina.handler(false))
-		startConsumer(t, n.TCPAddr, "prune", "b", newCfg(), 1, inb.handler(false))
-		waitReady(t, n, "prune", "a", 1)
-		waitReady(t, n, "prune", "b", 1)
+		ina := startInbox(t, n, "prune", "a", newCfg(), false)
+		inb := startInbox(t, n, "prune", "b", newCfg(), false)
 		oldA := remoteAddrs(mustChannelStats(t, n, "prune", "a"))
 		oldB := remoteAddrs(mustChannelStats(t, n, "prune", "b"))
 		tp, _ := n.Server.Topic("prune")
@@ -1114,9 +1068,7 @@ func TestGoNSQDelete(t *testing.T) {
 		if got := remoteAddrs(mustChannelStats(t, n, "prune", "b")); len(got) != 1 || got[0] != oldB[0] {
 			t.Errorf("channel b's consumers %v, want the untouched %v", got, oldB)
 		}
-		if err := p.Publish("prune", []byte("x")); err != nil {
-			t.Fatalf("Publish = %v", err)
-		}
+		publish(t, p, "prune", []byte("x"))
 		ina.next(t, 5*time.Second, "message on recreated channel a")
 		inb.next(t, 5*time.Second, "message on channel b")
 	})
@@ -1129,26 +1081,18 @@ func TestGoNSQLateChannels(t *testing.T) {
 	n := nsqtest.StartNSQD(t, nil)
 	p := newProducer(t, n.TCPAddr)
 	early := numbered("early-", 5)
-	if err := p.MultiPublish("late", early); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "late", early)
 	if ts, ok := topicStats(n, "late"); !ok || ts.Depth != 5 || len(ts.Channels) != 0 {
 		t.Fatalf("topic without channels: found %v depth %d channels %d, want depth 5, no channels", ok, ts.Depth, len(ts.Channels))
 	}
 
 	ina := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 10
-	startConsumer(t, n.TCPAddr, "late", "first", cfg, 1, ina.handler(false))
+	startConsumer(t, n.TCPAddr, "late", "first", withMaxInFlight(10), 1, ina.handler(false))
 	checkSet(t, ina.bodies(t, len(early), 5*time.Second), early)
 	waitSettled(t, n, "late", "first", uint64(len(early)))
 
-	inb := newInbox()
-	startConsumer(t, n.TCPAddr, "late", "second", cfg, 1, inb.handler(false))
-	waitReady(t, n, "late", "second", 1)
-	if err := p.Publish("late", []byte("after")); err != nil {
-		t.Fatalf("Publish = %v", err)
-	}
+	inb := startInbox(t, n, "late", "second", withMaxInFlight(10), false)
+	publish(t, p, "late", []byte("after"))
 	if r := inb.next(t, 5*time.Second, "message on the second channel"); string(r.msg.Body) != "after" {
 		t.Fatalf("second channel got %q first, want %q", r.msg.Body, "after")
 	}
@@ -1170,16 +1114,10 @@ func TestGoNSQE2ELatency(t *testing.T) {
 		c.E2EProcessingLatencyPercentiles = []float64{0.5, 0.99}
 	})
 	p := newProducer(t, n.TCPAddr)
-	in := newInbox()
-	cfg := nsq.NewConfig()
-	cfg.MaxInFlight = 10
-	startConsumer(t, n.TCPAddr, "e2e", "ch", cfg, 1, in.handler(false))
-	waitReady(t, n, "e2e", "ch", 1)
+	in := startInbox(t, n, "e2e", "ch", withMaxInFlight(10), false)
 	start := time.Now()
 	msgs := numbered("e2e-", 50)
-	if err := p.MultiPublish("e2e", msgs); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "e2e", msgs)
 	in.bodies(t, len(msgs), 5*time.Second)
 	waitSettled(t, n, "e2e", "ch", uint64(len(msgs)))
 	elapsed := time.Since(start)
@@ -1287,14 +1225,10 @@ func TestGoNSQDisconnectRequeue(t *testing.T) {
 	px := startProxy(t, n.TCPAddr)
 
 	ina := newInbox()
-	cfgA := nsq.NewConfig()
-	cfgA.MaxInFlight = held
-	startConsumer(t, px.ln.Addr().String(), "crash", "ch", cfgA, 1, ina.handler(true))
+	startConsumer(t, px.ln.Addr().String(), "crash", "ch", withMaxInFlight(held), 1, ina.handler(true))
 	waitReady(t, n, "crash", "ch", 1)
 	msgs := numbered("crash-", total)
-	if err := p.MultiPublish("crash", msgs); err != nil {
-		t.Fatalf("MultiPublish = %v", err)
-	}
+	multiPublish(t, p, "crash", msgs)
 	var heldMsgs []*nsq.Message
 	for range held {
 		heldMsgs = append(heldMsgs, ina.next(t, 5*time.Second, "message for the crashing consumer").msg)
@@ -1305,9 +1239,7 @@ func TestGoNSQDisconnectRequeue(t *testing.T) {
 	})
 
 	inb := newInbox()
-	cfgB := nsq.NewConfig()
-	cfgB.MaxInFlight = total
-	startConsumer(t, n.TCPAddr, "crash", "ch", cfgB, 1, inb.handler(false))
+	startConsumer(t, n.TCPAddr, "crash", "ch", withMaxInFlight(total), 1, inb.handler(false))
 	var got []string
 	for range total - held {
 		r := inb.next(t, 5*time.Second, "queued message for the surviving consumer")
@@ -1384,9 +1316,7 @@ func TestGoNSQRoundTrip100k(t *testing.T) {
 		return nil
 	}
 	for range consumers {
-		cfg := nsq.NewConfig()
-		cfg.MaxInFlight = 1000
-		startConsumer(t, n.TCPAddr, "bulk", "ch", cfg, 2, handler)
+		startConsumer(t, n.TCPAddr, "bulk", "ch", withMaxInFlight(1000), 2, handler)
 	}
 	waitReady(t, n, "bulk", "ch", consumers)
 

@@ -91,8 +91,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	batch := make([]delivery, 0, 100)
 	ids := make([]uint64, 0, 100)
 	errs := make([]error, 100)
-	// Warm up the slab, map and segment sizes.
-	for i := 0; i < 50; i++ {
+	mpubTakeFin := func() {
 		top.PublishMPUB(body)
 		batch = ch.take(cn, 100, time.Now().UnixNano(), batch[:0])
 		ids = ids[:0]
@@ -101,21 +100,17 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		}
 		ch.finish(cn, ids, errs)
 	}
+	// Warm up the slab, map and segment sizes.
+	for i := 0; i < 50; i++ {
+		mpubTakeFin()
+	}
 	cases := []struct {
 		name string
 		f    func()
 	}{
 		{"PUB", func() { top.Publish(one, 0) }},
 		{"MPUB of 100", func() { top.PublishMPUB(body) }},
-		{"take 100 + FIN 100", func() {
-			top.PublishMPUB(body)
-			batch = ch.take(cn, 100, time.Now().UnixNano(), batch[:0])
-			ids = ids[:0]
-			for _, d := range batch {
-				ids = append(ids, d.id)
-			}
-			ch.finish(cn, ids, errs)
-		}},
+		{"take 100 + FIN 100", mpubTakeFin},
 	}
 	for _, tc := range cases {
 		if n := testing.AllocsPerRun(200, tc.f); n > 0 {

@@ -133,6 +133,18 @@ func (p *testPKI) server(cfg *nsqd.Config) {
 	cfg.TLSCert, cfg.TLSKey = p.certFile, p.keyFile
 }
 
+// startTLSNSQD starts an nsqd with pki's server certificate and key, then
+// changed by server unless it is nil.
+func startTLSNSQD(t *testing.T, pki *testPKI, server func(*nsqd.Config, *testPKI)) *nsqtest.NSQD {
+	t.Helper()
+	return nsqtest.StartNSQD(t, func(c *nsqd.Config) {
+		pki.server(c)
+		if server != nil {
+			server(c, pki)
+		}
+	})
+}
+
 // clientTLS trusts the CA; certs are the client's certificates.
 func (p *testPKI) clientTLS(certs ...tls.Certificate) *tls.Config {
 	return &tls.Config{RootCAs: p.caPool, ServerName: "127.0.0.1", Certificates: certs}
@@ -210,12 +222,7 @@ func TestGoNSQTransports(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			pki := newTestPKI(t)
-			n := nsqtest.StartNSQD(t, func(c *nsqd.Config) {
-				pki.server(c)
-				if tc.server != nil {
-					tc.server(c, pki)
-				}
-			})
+			n := startTLSNSQD(t, pki, tc.server)
 			cfg := func() *nsq.Config {
 				c := nsq.NewConfig()
 				if tc.client != nil {
@@ -313,12 +320,7 @@ func TestGoNSQTLSRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pki := newTestPKI(t)
-			n := nsqtest.StartNSQD(t, func(c *nsqd.Config) {
-				pki.server(c)
-				if tt.server != nil {
-					tt.server(c, pki)
-				}
-			})
+			n := startTLSNSQD(t, pki, tt.server)
 			cfg := nsq.NewConfig()
 			if tt.client != nil {
 				tt.client(cfg, pki)
