@@ -53,6 +53,9 @@ type msgLog struct {
 	next   uint64    // next seq to assign (writer only; >= tail)
 	last   *segment  // newest segment (writer only; release never drops it)
 	onRoll func()    // called by the writer after a new segment starts
+	// onLoad is called after a reader loaded a segment back from disk,
+	// possibly under a channel's lock: it must not block.
+	onLoad func()
 }
 
 type segment struct {
@@ -371,7 +374,11 @@ func (l *msgLog) data(s *segment) (*segData, error) {
 	if l.store == nil {
 		return nil, errNotRetained
 	}
-	return l.store.load(l, s)
+	d, err := l.store.load(l, s)
+	if err == nil && l.onLoad != nil {
+		l.onLoad()
+	}
+	return d, err
 }
 
 // read decodes record seq from d. ok is false when seq is outside d or

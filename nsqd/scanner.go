@@ -2,6 +2,7 @@ package nsqd
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -15,10 +16,50 @@ type scanner struct {
 	kick    chan struct{}
 	topics  func() []*Topic
 	minWait time.Duration
+	// releaseEvery is the period of the sweep that releases and trims
+	// every topic (1 s; tests lengthen it).
+	releaseEvery time.Duration
+
+	// Topics whose readers loaded segments back from disk: released at
+	// once rather than at the next tick, so that a backlog drained from
+	// disk holds only the segments its channels still need, not a
+	// second's worth of them.
+	relMu      sync.Mutex
+	relTopics  map[*Topic]struct{}
+	relPending chan struct{}
 }
 
 func newScanner(topics func() []*Topic) *scanner {
-	return &scanner{kick: make(chan struct{}, 1), topics: topics, minWait: 5 * time.Millisecond}
+	return &scanner{
+		kick: make(chan struct{}, 1), topics: topics, minWait: 5 * time.Millisecond, releaseEvery: time.Second,
+		relTopics: map[*Topic]struct{}{}, relPending: make(chan struct{}, 1),
+	}
+}
+
+// releaseSoon asks for t's unneeded segments to be released. It does not
+// block (readers call it under a channel's lock).
+func (s *scanner) releaseSoon(t *Topic) {
+	s.relMu.Lock()
+	s.relTopics[t] = struct{}{}
+	s.relMu.Unlock()
+	select {
+	case s.relPending <- struct{}{}:
+	default:
+	}
+}
+
+// releaseRequested releases the topics releaseSoon named.
+func (s *scanner) releaseRequested() {
+	s.relMu.Lock()
+	ts := make([]*Topic, 0, len(s.relTopics))
+	for t := range s.relTopics {
+		ts = append(ts, t)
+	}
+	clear(s.relTopics)
+	s.relMu.Unlock()
+	for _, t := range ts {
+		t.release()
+	}
 }
 
 // want asks for a scan no later than deadline.
@@ -44,7 +85,7 @@ func (s *scanner) want(deadline int64) {
 func (s *scanner) run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	release := time.NewTicker(time.Second)
+	release := time.NewTicker(s.releaseEvery)
 	defer release.Stop()
 	for {
 		wait := time.Hour
@@ -56,6 +97,9 @@ func (s *scanner) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.kick:
+			continue
+		case <-s.relPending:
+			s.releaseRequested()
 			continue
 		case <-release.C:
 			for _, t := range s.topics() {

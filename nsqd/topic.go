@@ -116,6 +116,7 @@ func newTopic(name string, cfg *Config, sc *scanner, hooks *topicHooks) *Topic {
 	t.created = t.log.tail.Load()
 	t.chans.Store(&[]*Channel{})
 	t.log.onRoll = t.rolled
+	t.log.onLoad = func() { sc.releaseSoon(t) }
 	return t
 }
 
