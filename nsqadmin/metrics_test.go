@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/nsqx/nsqx/internal/clusterinfo"
 	"github.com/nsqx/nsqx/internal/nsqtest"
@@ -42,23 +40,7 @@ func TestMetrics(t *testing.T) {
 type families map[string]*dto.MetricFamily
 
 // scrape GETs base/metrics and parses it as Prometheus text.
-func scrape(t *testing.T, base string) families {
-	t.Helper()
-	resp, err := httpClient.Get(base + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
-}
+func scrape(t *testing.T, base string) families { return nsqtest.ScrapeMetrics(t, base) }
 
 // value is the sample of name with exactly labels (name, value pairs): a
 // counter's or gauge's value, a histogram's count of observations.

@@ -15,8 +15,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/nsqx/nsqx/internal/nsqtest"
 	"github.com/nsqx/nsqx/nsqd"
@@ -26,23 +24,7 @@ import (
 type families map[string]*dto.MetricFamily
 
 // scrapeMetrics GETs base/metrics and parses it as Prometheus text.
-func scrapeMetrics(t *testing.T, base string) families {
-	t.Helper()
-	resp, err := httpTestClient.Get(base + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v", err)
-	}
-	return fams
-}
+func scrapeMetrics(t *testing.T, base string) families { return nsqtest.ScrapeMetrics(t, base) }
 
 // value is the sample of a counter, gauge or untyped family whose labels
 // include labels (name, value pairs).

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/nsqx/nsqx/internal/nsqtest"
 	"github.com/nsqx/nsqx/nsqd"
@@ -18,17 +16,7 @@ import (
 
 // scrape GETs /metrics and parses it with the Prometheus text parser.
 func scrape(t *testing.T, s *Server) map[string]*dto.MetricFamily {
-	t.Helper()
-	r := do(t, s, "GET", "/metrics")
-	if r.code != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") {
-		t.Fatalf("GET /metrics = %d %q", r.code, r.header.Get("Content-Type"))
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(r.body))
-	if err != nil {
-		t.Fatalf("parsing /metrics: %v\n%s", err, r.body)
-	}
-	return fams
+	return nsqtest.ScrapeMetrics(t, "http://"+s.HTTPAddr().String())
 }
 
 // gauges reads the nsqlookupd gauges of one scrape as name or
