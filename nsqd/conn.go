@@ -216,6 +216,13 @@ func (c *conn) linger() {
 	io.CopyN(io.Discard, c.nc, lingerBytes)
 }
 
+// sendFatal sends a fatal error and lingers so that the client reads it.
+func (c *conn) sendFatal(e *wire.Error) {
+	if c.sendError(e) == nil {
+		c.linger()
+	}
+}
+
 // serve runs the connection after the magic has been read, until the client
 // goes away, a fatal error, or the server closes it.
 func (c *conn) serve() {
@@ -247,9 +254,7 @@ func (c *conn) serve() {
 		line, err := wire.ReadLine(c.r)
 		if err != nil {
 			if errors.Is(err, wire.ErrLineTooLong) {
-				if c.sendError(wire.Fatal(wire.ErrInvalid, "command line too long")) == nil {
-					c.linger()
-				}
+				c.sendFatal(wire.Fatal(wire.ErrInvalid, "command line too long"))
 			} else if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.log.Debug("read failed", "err", err)
 			}
@@ -259,11 +264,11 @@ func (c *conn) serve() {
 		resp, perr := c.exec(c.params)
 		if perr != nil {
 			c.log.Debug("client error", "err", perr.Error())
-			if err := c.sendError(perr); err != nil {
+			if perr.Fatal {
+				c.sendFatal(perr)
 				return
 			}
-			if perr.Fatal {
-				c.linger()
+			if c.sendError(perr) != nil {
 				return
 			}
 			continue

@@ -346,9 +346,7 @@ func (s *Server) handle(c *conn) {
 	}
 	if !bytes.Equal(magic[:], wire.MagicV2) {
 		c.log.Info("bad protocol magic", "magic", fmt.Sprintf("%q", magic[:]))
-		if c.sendError(wire.Fatal(wire.ErrBadProtocol, "")) == nil {
-			c.linger()
-		}
+		c.sendFatal(wire.Fatal(wire.ErrBadProtocol, ""))
 		return
 	}
 	c.serve()

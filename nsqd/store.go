@@ -428,10 +428,10 @@ func (st *logStore) open(l *msgLog) error {
 	}
 	d, headerOK := index(b, last.base, -1, st.maxPayload)
 	if !headerOK {
-		// A damaged file is left as it is (apart from being moved aside
-		// below when nothing in it is readable).
-		if len(b) > 0 {
-			st.noteBadHeader(last.base, countFound(d))
+		// A damaged file is left as it is; when nothing in it is readable
+		// it is moved aside below, with its own warning.
+		if found := countFound(d); found > 0 {
+			st.noteBadHeader(last.base, found)
 		}
 	} else if res := diskqueue.Scan(b[diskqueue.SegmentHeader:], st.maxPayload, nil); res.TornTail {
 		st.log.Warn("truncating torn write at end of log", "file", path, "at", res.ValidEnd)
